@@ -1,0 +1,34 @@
+//! The core of the session toolkit: the session model, the async [`Store`]
+//! trait every backend implements, validated [`SessionId`]s and cookie
+//! signing compatible with Node's `cookie-signature`.
+//!
+//! This crate has no HTTP code. Store authors depend on it alone; the
+//! middleware (`session-tower`) re-exports what users need.
+//!
+//! ```
+//! use session_core::{Record, SessionId};
+//!
+//! # fn main() -> Result<(), session_core::Error> {
+//! let mut record = Record::new(SessionId::generate());
+//! record.data.insert("user".into(), "bob".into());
+//! let json = record.to_json()?;
+//! let back = Record::from_json(record.id.clone(), &json)?;
+//! assert_eq!(back.data["user"], "bob");
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod id;
+mod record;
+pub mod signing;
+mod store;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use id::{InvalidId, SessionId};
+pub use record::{CookieMeta, Priority, Record, SameSite};
+pub use signing::{Secret, Signer, Verified};
+pub use store::{Capabilities, Store, WriteOutcome, DEFAULT_TTL};

@@ -1,0 +1,385 @@
+use crate::time::{self, Timestamp};
+use crate::{Error, Result, SessionId};
+use serde::de::{self, Deserializer};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// The `SameSite` attribute, as express-session stores it (`"lax"`, `"strict"`,
+/// `"none"`; a stored `true` reads as `Strict`, `false` as absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=None` (needs `Secure` in current browsers).
+    None,
+}
+
+impl SameSite {
+    /// The lowercase name express-session stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "strict",
+            SameSite::Lax => "lax",
+            SameSite::None => "none",
+        }
+    }
+}
+
+/// The `Priority` cookie attribute (a Chrome extension express-session supports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Priority {
+    /// `Priority=Low`.
+    Low,
+    /// `Priority=Medium`.
+    Medium,
+    /// `Priority=High`.
+    High,
+}
+
+impl Priority {
+    /// The lowercase name express-session stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+        }
+    }
+}
+
+/// The cookie metadata express-session stores beside the data (`sess.cookie`).
+///
+/// Serialises exactly like express-session's `Cookie#toJSON`: `originalMaxAge`
+/// and `expires` always present (`null` when unset), the other attributes
+/// only when set, in express-session's order. Keys this crate does not know
+/// are kept in `extra` and written back untouched.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CookieMeta {
+    /// Max-age in milliseconds as first configured; `None` for a browser-session cookie.
+    pub original_max_age: Option<i64>,
+    /// When the cookie (and the session) expires; `None` for a browser-session cookie.
+    pub expires: Option<Timestamp>,
+    /// `Partitioned` (CHIPS).
+    pub partitioned: Option<bool>,
+    /// `Priority`.
+    pub priority: Option<Priority>,
+    /// `Secure`.
+    pub secure: Option<bool>,
+    /// `HttpOnly`.
+    pub http_only: Option<bool>,
+    /// `Domain`.
+    pub domain: Option<String>,
+    /// `Path`.
+    pub path: Option<String>,
+    /// `SameSite`.
+    pub same_site: Option<SameSite>,
+    /// Keys written by someone else (a newer express-session, a plugin), kept as they were.
+    pub extra: Map<String, Value>,
+}
+
+impl CookieMeta {
+    /// express-session's defaults: `{originalMaxAge: null, expires: null, httpOnly: true, path: "/"}`.
+    pub fn new() -> Self {
+        CookieMeta {
+            http_only: Some(true),
+            path: Some("/".to_owned()),
+            ..CookieMeta::default()
+        }
+    }
+
+    /// Sets `originalMaxAge` and `expires = now + max_age`, like assigning
+    /// `cookie.maxAge` in express-session.
+    pub fn set_max_age(&mut self, max_age: Option<Duration>, now: Timestamp) {
+        match max_age {
+            Some(d) => {
+                let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+                self.original_max_age = Some(ms);
+                self.expires = Some(time::from_millis(now.timestamp_millis().saturating_add(ms)));
+            }
+            None => {
+                self.original_max_age = None;
+                self.expires = None;
+            }
+        }
+    }
+
+    /// Resets `expires` from `originalMaxAge` (express-session's `resetMaxAge`,
+    /// done on every response). No-op for browser-session cookies.
+    pub fn reset_expiry(&mut self, now: Timestamp) {
+        if let Some(ms) = self.original_max_age {
+            self.expires = Some(time::from_millis(now.timestamp_millis().saturating_add(ms)));
+        }
+    }
+}
+
+impl Serialize for CookieMeta {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("originalMaxAge", &self.original_max_age)?;
+        if let Some(p) = self.partitioned {
+            m.serialize_entry("partitioned", &p)?;
+        }
+        if let Some(p) = self.priority {
+            m.serialize_entry("priority", p.as_str())?;
+        }
+        m.serialize_entry("expires", &self.expires.as_ref().map(time::to_iso))?;
+        if let Some(v) = self.secure {
+            m.serialize_entry("secure", &v)?;
+        }
+        if let Some(v) = self.http_only {
+            m.serialize_entry("httpOnly", &v)?;
+        }
+        if let Some(v) = &self.domain {
+            m.serialize_entry("domain", v)?;
+        }
+        if let Some(v) = &self.path {
+            m.serialize_entry("path", v)?;
+        }
+        if let Some(v) = self.same_site {
+            m.serialize_entry("sameSite", v.as_str())?;
+        }
+        for (k, v) in &self.extra {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+fn bad(what: &str) -> Error {
+    Error::decode(format!("cookie.{what} has an unexpected type"))
+}
+
+impl CookieMeta {
+    /// Reads `sess.cookie` as stored by express-session (or by this crate).
+    pub fn from_value(v: Value) -> Result<Self> {
+        let Value::Object(map) = v else {
+            return Err(Error::decode("cookie is not an object"));
+        };
+        let mut c = CookieMeta::default();
+        for (k, v) in map {
+            match (k.as_str(), v) {
+                (
+                    "originalMaxAge" | "expires" | "partitioned" | "secure" | "httpOnly"
+                    | "domain" | "path" | "priority" | "sameSite",
+                    Value::Null,
+                ) => {}
+                ("originalMaxAge", Value::Number(n)) => {
+                    let ms = n.as_i64().or_else(|| n.as_f64().map(|f| f as i64));
+                    c.original_max_age = Some(ms.ok_or_else(|| bad("originalMaxAge"))?);
+                }
+                ("expires", Value::String(s)) => {
+                    c.expires = Some(time::parse_iso(&s).ok_or_else(|| bad("expires"))?);
+                }
+                ("expires", Value::Number(n)) => {
+                    c.expires = Some(time::from_millis(n.as_i64().ok_or_else(|| bad("expires"))?));
+                }
+                ("partitioned", Value::Bool(b)) => c.partitioned = Some(b),
+                ("secure", Value::Bool(b)) => c.secure = Some(b),
+                ("httpOnly", Value::Bool(b)) => c.http_only = Some(b),
+                ("domain", Value::String(s)) => c.domain = Some(s),
+                ("path", Value::String(s)) => c.path = Some(s),
+                ("priority", Value::String(s)) => {
+                    c.priority = Some(match s.to_ascii_lowercase().as_str() {
+                        "low" => Priority::Low,
+                        "medium" => Priority::Medium,
+                        "high" => Priority::High,
+                        _ => return Err(bad("priority")),
+                    })
+                }
+                ("sameSite", Value::Bool(b)) => c.same_site = b.then_some(SameSite::Strict),
+                ("sameSite", Value::String(s)) => {
+                    c.same_site = Some(match s.to_ascii_lowercase().as_str() {
+                        "strict" => SameSite::Strict,
+                        "lax" => SameSite::Lax,
+                        "none" => SameSite::None,
+                        _ => return Err(bad("sameSite")),
+                    })
+                }
+                (
+                    "originalMaxAge" | "expires" | "partitioned" | "secure" | "httpOnly"
+                    | "domain" | "path" | "priority" | "sameSite",
+                    _,
+                ) => return Err(bad(&k)),
+                (_, v) => {
+                    c.extra.insert(k, v);
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl<'de> Deserialize<'de> for CookieMeta {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        CookieMeta::from_value(Value::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+/// One session: its id, the cookie metadata and the user's data.
+///
+/// The stored JSON form is express-session's: `{"cookie": {...}, ...data}`.
+/// The id is not part of the JSON; stores keep it in their key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The session id.
+    pub id: SessionId,
+    /// `sess.cookie`.
+    pub cookie: CookieMeta,
+    /// Everything else in `req.session`: any JSON values, unknown keys kept.
+    /// A `"cookie"` key here is never written (it would shadow the metadata).
+    pub data: Map<String, Value>,
+}
+
+/// Serialises a record to express-session's JSON without copying it.
+struct Wire<'a>(&'a Record);
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("cookie", &self.0.cookie)?;
+        for (k, v) in &self.0.data {
+            if k != "cookie" {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+impl Record {
+    /// A new, empty session with express-session's default cookie.
+    pub fn new(id: SessionId) -> Self {
+        Record {
+            id,
+            cookie: CookieMeta::new(),
+            data: Map::new(),
+        }
+    }
+
+    /// The JSON that express-session would store for this session.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(&Wire(self)).map_err(|e| Error::Encode(e.into()))
+    }
+
+    /// Writes the JSON into a byte buffer (for drivers that take bytes).
+    pub fn to_json_vec(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(&Wire(self)).map_err(|e| Error::Encode(e.into()))
+    }
+
+    /// Reads a stored record. Not JSON, not an object, or no valid `cookie`
+    /// object gives [`Error::Decode`], never a panic.
+    pub fn from_json(id: SessionId, json: &str) -> Result<Self> {
+        let value: Value = serde_json::from_str(json).map_err(Error::decode)?;
+        Self::from_value(id, value)
+    }
+
+    /// Like [`Record::from_json`], from bytes.
+    pub fn from_json_slice(id: SessionId, json: &[u8]) -> Result<Self> {
+        let value: Value = serde_json::from_slice(json).map_err(Error::decode)?;
+        Self::from_value(id, value)
+    }
+
+    /// Reads a record from an already parsed JSON value.
+    pub fn from_value(id: SessionId, value: Value) -> Result<Self> {
+        let Value::Object(mut data) = value else {
+            return Err(Error::decode("stored session is not a JSON object"));
+        };
+        let cookie = data
+            .shift_remove("cookie")
+            .ok_or_else(|| Error::decode("stored session has no cookie"))?;
+        Ok(Record {
+            id,
+            cookie: CookieMeta::from_value(cookie)?,
+            data,
+        })
+    }
+
+    /// When the store should forget this record: `cookie.expires` when set,
+    /// otherwise `now + default_ttl` (connect-redis's `ttl`, one day by default).
+    pub fn store_expiry(&self, default_ttl: Duration, now: Timestamp) -> Timestamp {
+        time::store_expiry(self.cookie.expires, default_ttl, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> SessionId {
+        SessionId::generate()
+    }
+
+    #[test]
+    fn express_session_json_round_trips_byte_for_byte() {
+        let json = r#"{"cookie":{"originalMaxAge":60000,"expires":"2026-11-27T01:54:41.837Z","httpOnly":true,"path":"/"},"user":"bob"}"#;
+        let r = Record::from_json(id(), json).expect("decodes");
+        assert_eq!(r.cookie.original_max_age, Some(60000));
+        assert_eq!(r.data["user"], "bob");
+        assert_eq!(r.to_json().expect("encodes"), json);
+    }
+
+    #[test]
+    fn all_cookie_fields_and_unknown_keys_survive() {
+        let json = r#"{"cookie":{"originalMaxAge":null,"partitioned":true,"priority":"high","expires":null,"secure":true,"httpOnly":false,"domain":"example.com","path":"/app","sameSite":"strict","future":{"x":1},"gone":null},"z":1,"a":{"nested":[1,2,{"b":null}]},"ünï":"çødé ✓"}"#;
+        let r = Record::from_json(id(), json).expect("decodes");
+        assert_eq!(r.cookie.same_site, Some(SameSite::Strict));
+        assert_eq!(r.cookie.priority, Some(Priority::High));
+        assert_eq!(r.cookie.domain.as_deref(), Some("example.com"));
+        assert_eq!(r.to_json().expect("encodes"), json);
+    }
+
+    #[test]
+    fn new_record_writes_express_defaults() {
+        let r = Record::new(id());
+        assert_eq!(
+            r.to_json().expect("encodes"),
+            r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"}}"#
+        );
+    }
+
+    #[test]
+    fn same_site_true_reads_as_strict() {
+        let r = Record::from_json(id(), r#"{"cookie":{"sameSite":true}}"#).expect("decodes");
+        assert_eq!(r.cookie.same_site, Some(SameSite::Strict));
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        for bad in [
+            "", "not json", "[]", "42", "{}", r#"{"cookie":3}"#,
+            r#"{"cookie":{"expires":"soon"}}"#, r#"{"cookie":{"httpOnly":"yes"}}"#,
+            r#"{"cookie":{"sameSite":"sideways"}}"#,
+        ] {
+            let err = Record::from_json(id(), bad).expect_err(bad);
+            assert!(matches!(err, Error::Decode(_)), "{bad}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn data_cookie_key_never_shadows_metadata() {
+        let mut r = Record::new(id());
+        r.data.insert("cookie".into(), Value::from("evil"));
+        let back = Record::from_json(id(), &r.to_json().expect("encodes")).expect("decodes");
+        assert_eq!(back.cookie, CookieMeta::new());
+    }
+
+    #[test]
+    fn expiry_uses_cookie_or_default_ttl() {
+        let now = time::from_millis(1_000_000);
+        let mut r = Record::new(id());
+        assert_eq!(
+            r.store_expiry(Duration::from_secs(86_400), now),
+            time::from_millis(1_000_000 + 86_400_000)
+        );
+        r.cookie.set_max_age(Some(Duration::from_secs(60)), now);
+        assert_eq!(r.store_expiry(Duration::from_secs(86_400), now), time::from_millis(1_060_000));
+        r.cookie.reset_expiry(time::from_millis(2_000_000));
+        assert_eq!(r.cookie.expires, Some(time::from_millis(2_060_000)));
+    }
+}

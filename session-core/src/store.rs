@@ -1,0 +1,211 @@
+use crate::time::Timestamp;
+use crate::{Error, Record, Result, SessionId};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The store TTL for sessions whose cookie has no expiry: one day, like
+/// connect-redis, connect-pg-simple and connect-mongo.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
+
+/// What a `save` or `touch` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a Gone outcome means the session was destroyed or expired meanwhile"]
+pub enum WriteOutcome {
+    /// The live record was updated (or deleted, when its new expiry was already past).
+    Written,
+    /// There was no live record: it was destroyed or had expired. Nothing was written.
+    Gone,
+}
+
+/// Which optional operations a store implements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// [`Store::ids`] is implemented.
+    pub ids: bool,
+    /// [`Store::count`] is implemented.
+    pub count: bool,
+    /// [`Store::clear`] is implemented.
+    pub clear: bool,
+    /// [`Store::delete_expired`] is implemented (stores whose backend expires
+    /// records by itself, like Redis, do not need it).
+    pub delete_expired: bool,
+}
+
+impl Capabilities {
+    /// No optional operation.
+    pub const NONE: Capabilities = Capabilities {
+        ids: false,
+        count: false,
+        clear: false,
+        delete_expired: false,
+    };
+    /// Every optional operation.
+    pub const ALL: Capabilities = Capabilities {
+        ids: true,
+        count: true,
+        clear: true,
+        delete_expired: true,
+    };
+
+    /// The same set without `delete_expired`.
+    pub const fn without_delete_expired(mut self) -> Self {
+        self.delete_expired = false;
+        self
+    }
+}
+
+/// A session store. Object safe: the middleware holds an `Arc<dyn Store>`.
+///
+/// Expiry: every write computes the record's store expiry with
+/// [`crate::time::store_expiry`] — `cookie.expires` when set, otherwise
+/// `now + default_ttl` of the store (one day unless configured). A write
+/// whose expiry is already past deletes the record instead (like
+/// connect-redis with a TTL ≤ 0).
+///
+/// Ids reaching a store have been validated by [`SessionId::parse`]: they
+/// can be used in keys and file names without escaping.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The live record for `id`, or `None` when there is none.
+    ///
+    /// Never returns an expired record, whatever the backend's own TTL
+    /// machinery has or has not done yet (a PostgreSQL row not yet pruned,
+    /// a MongoDB document the TTL monitor has not reached). A record that
+    /// cannot be decoded is an [`Error::Decode`], not `None`: the caller
+    /// must not silently replace a user's session.
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>>;
+
+    /// Inserts a new record, only if no live record has this id.
+    ///
+    /// A live record with the same id is [`Error::Collision`], never an
+    /// overwrite: otherwise a client (or a bad `genid`) could take over
+    /// someone else's session. An expired record with that id may be replaced.
+    async fn create(&self, record: &Record) -> Result<()>;
+
+    /// Replaces the data and expiry of an existing, live record.
+    ///
+    /// A missing or expired record is [`WriteOutcome::Gone`] and nothing is
+    /// written: a slow request must not bring back a session that another
+    /// request destroyed (a logout undone; connect-redis issue 328).
+    async fn save(&self, record: &Record) -> Result<WriteOutcome>;
+
+    /// Moves the expiry of a live record to `expires` (or `now + default_ttl`
+    /// when `None`) without rewriting its data. Never creates a record: a
+    /// missing or expired one is [`WriteOutcome::Gone`].
+    async fn touch(&self, id: &SessionId, expires: Option<Timestamp>) -> Result<WriteOutcome>;
+
+    /// Deletes the record. Deleting a missing id succeeds.
+    async fn destroy(&self, id: &SessionId) -> Result<()>;
+
+    /// Which optional operations this store implements.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
+    /// Ids of the live records. Optional: [`Error::Unsupported`] by default.
+    async fn ids(&self) -> Result<Vec<SessionId>> {
+        Err(Error::Unsupported("ids"))
+    }
+
+    /// Number of live records. Optional: [`Error::Unsupported`] by default.
+    async fn count(&self) -> Result<u64> {
+        Err(Error::Unsupported("count"))
+    }
+
+    /// Deletes every record of this store (its prefix, table or collection
+    /// only). Optional: [`Error::Unsupported`] by default.
+    async fn clear(&self) -> Result<()> {
+        Err(Error::Unsupported("clear"))
+    }
+
+    /// Deletes expired records and returns how many. Optional:
+    /// [`Error::Unsupported`] by default.
+    async fn delete_expired(&self) -> Result<u64> {
+        Err(Error::Unsupported("delete_expired"))
+    }
+}
+
+macro_rules! forward {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<S: Store + ?Sized> Store for $ty {
+            async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+                (**self).load(id).await
+            }
+            async fn create(&self, record: &Record) -> Result<()> {
+                (**self).create(record).await
+            }
+            async fn save(&self, record: &Record) -> Result<WriteOutcome> {
+                (**self).save(record).await
+            }
+            async fn touch(
+                &self,
+                id: &SessionId,
+                expires: Option<Timestamp>,
+            ) -> Result<WriteOutcome> {
+                (**self).touch(id, expires).await
+            }
+            async fn destroy(&self, id: &SessionId) -> Result<()> {
+                (**self).destroy(id).await
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            async fn ids(&self) -> Result<Vec<SessionId>> {
+                (**self).ids().await
+            }
+            async fn count(&self) -> Result<u64> {
+                (**self).count().await
+            }
+            async fn clear(&self) -> Result<()> {
+                (**self).clear().await
+            }
+            async fn delete_expired(&self) -> Result<u64> {
+                (**self).delete_expired().await
+            }
+        }
+    };
+}
+
+forward!(Arc<S>);
+forward!(Box<S>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Minimal;
+
+    #[async_trait]
+    impl Store for Minimal {
+        async fn load(&self, _: &SessionId) -> Result<Option<Record>> {
+            Ok(None)
+        }
+        async fn create(&self, _: &Record) -> Result<()> {
+            Ok(())
+        }
+        async fn save(&self, _: &Record) -> Result<WriteOutcome> {
+            Ok(WriteOutcome::Gone)
+        }
+        async fn touch(&self, _: &SessionId, _: Option<Timestamp>) -> Result<WriteOutcome> {
+            Ok(WriteOutcome::Gone)
+        }
+        async fn destroy(&self, _: &SessionId) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn optional_operations_default_to_unsupported() {
+        let store: Arc<dyn Store> = Arc::new(Minimal);
+        assert_eq!(store.capabilities(), Capabilities::NONE);
+        assert!(matches!(store.ids().await, Err(Error::Unsupported("ids"))));
+        assert!(matches!(store.count().await, Err(Error::Unsupported(_))));
+        assert!(matches!(store.clear().await, Err(Error::Unsupported(_))));
+        assert!(matches!(store.delete_expired().await, Err(Error::Unsupported(_))));
+        let boxed: Box<dyn Store> = Box::new(store);
+        assert_eq!(boxed.load(&SessionId::generate()).await.ok(), Some(None));
+    }
+}
