@@ -23,6 +23,8 @@
 mod error;
 mod id;
 mod record;
+#[cfg(feature = "pruner")]
+pub mod pruner;
 pub mod signing;
 mod store;
 pub mod time;

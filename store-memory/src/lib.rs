@@ -1,1 +1,384 @@
-//! stub
+//! An in-process session store: for development, tests and single-process
+//! apps.
+//!
+//! Unlike express's `MemoryStore` and tower-sessions' `MemoryStore`, it does
+//! not leak: expired sessions are evicted when touched by any operation and
+//! by [`MemoryStore::spawn_sweeper`], and an optional capacity bound evicts
+//! the sessions closest to expiry first. Records are kept as express-session
+//! JSON, so what you load is always a copy.
+//!
+//! ```
+//! use session_core::{Record, SessionId, Store};
+//! use store_memory::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), session_core::Error> {
+//! let store = MemoryStore::builder().capacity(100_000).build();
+//! let record = Record::new(SessionId::generate());
+//! store.create(&record).await?;
+//! assert!(store.load(&record.id).await?.is_some());
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use async_trait::async_trait;
+use session_core::time::{self, Timestamp};
+use session_core::{
+    pruner, Capabilities, Error, Record, Result, SessionId, Store, WriteOutcome, DEFAULT_TTL,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+#[derive(Debug)]
+struct Entry {
+    json: Box<str>,
+    expires_ms: i64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    map: HashMap<SessionId, Entry>,
+    /// (expiry, id), for sweeping and capacity eviction in O(log n).
+    by_expiry: BTreeSet<(i64, SessionId)>,
+}
+
+impl State {
+    fn remove(&mut self, id: &SessionId) -> Option<Entry> {
+        let entry = self.map.remove(id)?;
+        self.by_expiry.remove(&(entry.expires_ms, id.clone()));
+        Some(entry)
+    }
+
+    fn insert(&mut self, id: SessionId, entry: Entry) {
+        self.by_expiry.insert((entry.expires_ms, id.clone()));
+        if let Some(old) = self.map.insert(id.clone(), entry) {
+            self.by_expiry.remove(&(old.expires_ms, id));
+        }
+    }
+
+    fn live(&mut self, id: &SessionId, now_ms: i64) -> Option<&mut Entry> {
+        if self.map.get(id).is_some_and(|e| e.expires_ms <= now_ms) {
+            self.remove(id);
+        }
+        self.map.get_mut(id)
+    }
+
+    fn set_expiry(&mut self, id: &SessionId, expires_ms: i64) {
+        if let Some(e) = self.map.get_mut(id) {
+            self.by_expiry.remove(&(e.expires_ms, id.clone()));
+            e.expires_ms = expires_ms;
+            self.by_expiry.insert((expires_ms, id.clone()));
+        }
+    }
+
+    fn sweep(&mut self, now_ms: i64) -> u64 {
+        let mut n = 0;
+        while let Some((exp, id)) = self.by_expiry.first().cloned() {
+            if exp > now_ms {
+                break;
+            }
+            self.remove(&id);
+            n += 1;
+        }
+        n
+    }
+
+    fn enforce(&mut self, capacity: Option<usize>, now_ms: i64) {
+        let Some(cap) = capacity else { return };
+        if self.map.len() <= cap {
+            return;
+        }
+        self.sweep(now_ms);
+        while self.map.len() > cap {
+            let Some((_, id)) = self.by_expiry.first().cloned() else {
+                break;
+            };
+            self.remove(&id);
+        }
+    }
+}
+
+/// Configures a [`MemoryStore`].
+#[derive(Debug, Clone)]
+pub struct MemoryStoreBuilder {
+    default_ttl: Duration,
+    capacity: Option<usize>,
+}
+
+impl MemoryStoreBuilder {
+    /// TTL for sessions whose cookie has no expiry (default one day).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// At most this many sessions; past it, expired sessions go first, then
+    /// those closest to expiry. Unbounded by default.
+    pub fn capacity(mut self, max_sessions: usize) -> Self {
+        self.capacity = Some(max_sessions);
+        self
+    }
+
+    /// Builds the store.
+    pub fn build(self) -> MemoryStore {
+        MemoryStore {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                default_ttl: self.default_ttl,
+                capacity: self.capacity,
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    default_ttl: Duration,
+    capacity: Option<usize>,
+}
+
+/// The in-process store. Cloning shares the same sessions.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::builder().build()
+    }
+}
+
+impl MemoryStore {
+    /// A store with the default TTL (one day) and no capacity bound.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Configures a store.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder {
+            default_ttl: DEFAULT_TTL,
+            capacity: None,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map half-updated in
+        // a way that matters more than losing every session: keep serving.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn expiry_ms(&self, expires: Option<Timestamp>, now: Timestamp) -> i64 {
+        time::store_expiry(expires, self.inner.default_ttl, now).timestamp_millis()
+    }
+
+    /// Stores raw express-session JSON under `id` until `expires`, replacing
+    /// what is there (to import sessions, e.g. from a Node dump). The text is
+    /// not validated: a later `load` reports garbage as a decode error.
+    pub fn insert_raw(&self, id: SessionId, json: impl Into<Box<str>>, expires: Timestamp) {
+        let mut st = self.state();
+        st.insert(
+            id,
+            Entry {
+                json: json.into(),
+                expires_ms: expires.timestamp_millis(),
+            },
+        );
+    }
+
+    /// The raw stored JSON and expiry of `id`, expired or not (for export and
+    /// inspection).
+    pub fn get_raw(&self, id: &SessionId) -> Option<(String, Timestamp)> {
+        let st = self.state();
+        st.map
+            .get(id)
+            .map(|e| (e.json.to_string(), time::from_millis(e.expires_ms)))
+    }
+
+    /// Starts a task that evicts expired sessions every `interval`. Dropping
+    /// the returned handle (or awaiting its `shutdown`) stops it.
+    pub fn spawn_sweeper(&self, interval: Duration) -> pruner::Pruner {
+        pruner::spawn(Arc::new(self.clone()), interval)
+    }
+
+    /// Number of entries held, expired ones not yet evicted included.
+    pub fn len_including_expired(&self) -> usize {
+        self.state().map.len()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let now = time::now().timestamp_millis();
+        let json = {
+            let mut st = self.state();
+            match st.live(id, now) {
+                Some(e) => e.json.to_string(),
+                None => return Ok(None),
+            }
+        };
+        Record::from_json(id.clone(), &json).map(Some)
+    }
+
+    async fn create(&self, record: &Record) -> Result<()> {
+        let now = time::now();
+        let json = record.to_json()?.into_boxed_str();
+        let expires_ms = self.expiry_ms(record.cookie.expires, now);
+        let now_ms = now.timestamp_millis();
+        let mut st = self.state();
+        if st.live(&record.id, now_ms).is_some() {
+            return Err(Error::Collision);
+        }
+        if expires_ms <= now_ms {
+            return Ok(());
+        }
+        st.insert(record.id.clone(), Entry { json, expires_ms });
+        st.enforce(self.inner.capacity, now_ms);
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> Result<WriteOutcome> {
+        let now = time::now();
+        let json = record.to_json()?.into_boxed_str();
+        let expires_ms = self.expiry_ms(record.cookie.expires, now);
+        let now_ms = now.timestamp_millis();
+        let mut st = self.state();
+        if st.live(&record.id, now_ms).is_none() {
+            return Ok(WriteOutcome::Gone);
+        }
+        if expires_ms <= now_ms {
+            st.remove(&record.id);
+        } else {
+            st.insert(record.id.clone(), Entry { json, expires_ms });
+        }
+        Ok(WriteOutcome::Written)
+    }
+
+    async fn touch(&self, id: &SessionId, expires: Option<Timestamp>) -> Result<WriteOutcome> {
+        let now = time::now();
+        let expires_ms = self.expiry_ms(expires, now);
+        let now_ms = now.timestamp_millis();
+        let mut st = self.state();
+        if st.live(id, now_ms).is_none() {
+            return Ok(WriteOutcome::Gone);
+        }
+        if expires_ms <= now_ms {
+            st.remove(id);
+        } else {
+            st.set_expiry(id, expires_ms);
+        }
+        Ok(WriteOutcome::Written)
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<()> {
+        self.state().remove(id);
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    async fn ids(&self) -> Result<Vec<SessionId>> {
+        let mut st = self.state();
+        st.sweep(time::now().timestamp_millis());
+        Ok(st.map.keys().cloned().collect())
+    }
+
+    async fn count(&self) -> Result<u64> {
+        let mut st = self.state();
+        st.sweep(time::now().timestamp_millis());
+        Ok(st.map.len() as u64)
+    }
+
+    async fn clear(&self) -> Result<()> {
+        let mut st = self.state();
+        st.map.clear();
+        st.by_expiry.clear();
+        Ok(())
+    }
+
+    async fn delete_expired(&self) -> Result<u64> {
+        Ok(self.state().sweep(time::now().timestamp_millis()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_expiring_in(ms: i64) -> Record {
+        let mut r = Record::new(SessionId::generate());
+        r.cookie.expires = Some(time::from_millis(time::now().timestamp_millis() + ms));
+        r
+    }
+
+    #[tokio::test]
+    async fn capacity_evicts_expired_first_then_soonest() -> Result<()> {
+        let store = MemoryStore::builder().capacity(3).build();
+        let expired = Record::new(SessionId::generate());
+        store.insert_raw(expired.id.clone(), expired.to_json()?, time::from_millis(0));
+        let soon = record_expiring_in(60_000);
+        let later: Vec<Record> = (0..3).map(|i| record_expiring_in(600_000 + i)).collect();
+        store.create(&soon).await?;
+        for r in &later[..2] {
+            store.create(r).await?;
+        }
+        // expired + soon + 2 later = 4 > 3: the expired one went.
+        assert_eq!(store.len_including_expired(), 3);
+        assert!(store.get_raw(&expired.id).is_none());
+        store.create(&later[2]).await?;
+        assert_eq!(store.len_including_expired(), 3);
+        assert!(store.load(&soon.id).await?.is_none(), "soonest kept");
+        for r in &later {
+            assert!(store.load(&r.id).await?.is_some());
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn expired_entries_do_not_accumulate() -> Result<()> {
+        let store = MemoryStore::new();
+        for _ in 0..1000 {
+            let r = Record::new(SessionId::generate());
+            store.insert_raw(r.id.clone(), r.to_json()?, time::from_millis(1));
+        }
+        let live = record_expiring_in(600_000);
+        store.create(&live).await?;
+        assert_eq!(store.delete_expired().await?, 1000);
+        assert_eq!(store.len_including_expired(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn sweeper_evicts_in_background() -> Result<()> {
+        let store = MemoryStore::new();
+        let r = Record::new(SessionId::generate());
+        store.insert_raw(r.id.clone(), r.to_json()?, time::from_millis(1));
+        let sweeper = store.spawn_sweeper(Duration::from_millis(1));
+        while store.len_including_expired() != 0 {
+            tokio::task::yield_now().await;
+        }
+        sweeper.shutdown().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn load_evicts_expired_entry() -> Result<()> {
+        let store = MemoryStore::new();
+        let r = Record::new(SessionId::generate());
+        store.insert_raw(r.id.clone(), r.to_json()?, time::from_millis(1));
+        assert!(store.load(&r.id).await?.is_none());
+        assert_eq!(store.len_including_expired(), 0);
+        Ok(())
+    }
+}

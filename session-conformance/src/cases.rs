@@ -1,0 +1,464 @@
+//! The cases. Each takes a fresh [`Fixture`] and returns an error describing
+//! the first broken promise.
+
+use crate::Fixture;
+use anyhow::{bail, ensure, Context, Result};
+use futures::{stream, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+use session_core::time::{self, Timestamp};
+use session_core::{Error, Record, SessionId, WriteOutcome, DEFAULT_TTL};
+use std::time::Duration;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A record whose cookie expires in an hour, with `{"n": n}` as data.
+fn live(n: i64) -> Record {
+    let mut r = Record::new(SessionId::generate());
+    r.cookie.set_max_age(Some(HOUR), time::now());
+    r.data.insert("n".into(), n.into());
+    r
+}
+
+fn in_secs(secs: i64) -> Timestamp {
+    time::from_millis(time::now().timestamp_millis() + secs * 1000)
+}
+
+fn close(a: Timestamp, b: Timestamp, tolerance_ms: i64) -> bool {
+    (a.timestamp_millis() - b.timestamp_millis()).abs() <= tolerance_ms
+}
+
+async fn must_load(f: &dyn Fixture, id: &SessionId) -> Result<Record> {
+    f.store()
+        .load(id)
+        .await
+        .context("load failed")?
+        .context("live record not found")
+}
+
+/// What was created loads back equal.
+pub async fn round_trip(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    r.data.insert("user".into(), json!("bob"));
+    f.store().create(&r).await?;
+    let back = must_load(f, &r.id).await?;
+    ensure!(back == r, "loaded {back:?}, created {r:?}");
+    Ok(())
+}
+
+/// The backend holds express-session's JSON, byte for byte.
+pub async fn stored_text_is_express_session_json(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    r.data.insert("user".into(), json!("bob"));
+    f.store().create(&r).await?;
+    let (raw, _) = f.raw(&r.id).await?.context("nothing stored")?;
+    let stored: Value = serde_json::from_str(&raw).context("stored text is not JSON")?;
+    let expected: Value = serde_json::from_str(&r.to_json()?)?;
+    ensure!(stored == expected, "stored {raw}");
+    ensure!(raw.starts_with(r#"{"cookie":{"originalMaxAge":3600000,"expires":""#), "{raw}");
+    Ok(())
+}
+
+/// An id never stored loads as `None`.
+pub async fn load_missing_is_none(f: &dyn Fixture) -> Result<()> {
+    ensure!(f.store().load(&SessionId::generate()).await?.is_none());
+    Ok(())
+}
+
+/// `save` after `create` updates the data.
+pub async fn create_then_save(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    f.store().create(&r).await?;
+    r.data.insert("n".into(), 2.into());
+    ensure!(f.store().save(&r).await? == WriteOutcome::Written);
+    ensure!(must_load(f, &r.id).await?.data["n"] == 2);
+    Ok(())
+}
+
+/// `create` on a live id is a collision and leaves the first record alone.
+pub async fn create_on_live_id_is_collision(f: &dyn Fixture) -> Result<()> {
+    let first = live(1);
+    f.store().create(&first).await?;
+    let mut second = first.clone();
+    second.data.insert("n".into(), 2.into());
+    match f.store().create(&second).await {
+        Err(Error::Collision) => {}
+        other => bail!("expected Collision, got {other:?}"),
+    }
+    ensure!(must_load(f, &first.id).await?.data["n"] == 1, "overwritten");
+    Ok(())
+}
+
+/// An expired record does not block `create` with its id.
+pub async fn create_over_expired_record_succeeds(f: &dyn Fixture) -> Result<()> {
+    let first = live(1);
+    f.store().create(&first).await?;
+    f.force_expire(&first.id).await?;
+    let mut second = first.clone();
+    second.data.insert("n".into(), 2.into());
+    f.store().create(&second).await?;
+    ensure!(must_load(f, &first.id).await?.data["n"] == 2);
+    Ok(())
+}
+
+/// `save` of a record that was never created is gone and writes nothing.
+pub async fn save_without_create_is_gone(f: &dyn Fixture) -> Result<()> {
+    let r = live(1);
+    ensure!(f.store().save(&r).await? == WriteOutcome::Gone);
+    ensure!(f.store().load(&r.id).await?.is_none(), "save created a record");
+    ensure!(f.raw(&r.id).await?.is_none(), "backend holds a record");
+    Ok(())
+}
+
+/// A slow request cannot undo a logout.
+pub async fn save_after_destroy_is_gone(f: &dyn Fixture) -> Result<()> {
+    let r = live(1);
+    f.store().create(&r).await?;
+    f.store().destroy(&r.id).await?;
+    ensure!(f.store().save(&r).await? == WriteOutcome::Gone);
+    ensure!(f.store().load(&r.id).await?.is_none(), "logout undone");
+    Ok(())
+}
+
+/// A slow request cannot revive an expired session.
+pub async fn save_after_expiry_is_gone(f: &dyn Fixture) -> Result<()> {
+    let r = live(1);
+    f.store().create(&r).await?;
+    f.force_expire(&r.id).await?;
+    ensure!(f.store().save(&r).await? == WriteOutcome::Gone);
+    ensure!(f.store().load(&r.id).await?.is_none(), "expired session revived");
+    Ok(())
+}
+
+/// A save replaces the data: removed keys are gone.
+pub async fn save_replaces_all_data(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    r.data.insert("cart".into(), json!(["a", "b"]));
+    f.store().create(&r).await?;
+    r.data.shift_remove("cart");
+    ensure!(f.store().save(&r).await? == WriteOutcome::Written);
+    let back = must_load(f, &r.id).await?;
+    ensure!(!back.data.contains_key("cart"), "removed key still stored");
+    Ok(())
+}
+
+/// A save whose expiry is already past deletes the record.
+pub async fn save_with_past_expiry_deletes(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    f.store().create(&r).await?;
+    r.cookie.expires = Some(in_secs(-10));
+    let _ = f.store().save(&r).await?;
+    ensure!(f.store().load(&r.id).await?.is_none());
+    Ok(())
+}
+
+/// A create whose expiry is already past stores nothing loadable.
+pub async fn create_with_past_expiry_stores_nothing(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    r.cookie.expires = Some(in_secs(-10));
+    f.store().create(&r).await?;
+    ensure!(f.store().load(&r.id).await?.is_none());
+    Ok(())
+}
+
+/// `load` never returns an expired record, even one the backend still holds.
+pub async fn expired_record_is_not_returned(f: &dyn Fixture) -> Result<()> {
+    let r = live(1);
+    let other = live(2);
+    f.store().create(&r).await?;
+    f.store().create(&other).await?;
+    f.force_expire(&r.id).await?;
+    ensure!(f.store().load(&r.id).await?.is_none(), "expired record returned");
+    ensure!(must_load(f, &other.id).await?.data["n"] == 2);
+    Ok(())
+}
+
+/// The backend's expiry follows `cookie.expires`.
+pub async fn cookie_expiry_is_store_expiry(f: &dyn Fixture) -> Result<()> {
+    let r = live(1);
+    f.store().create(&r).await?;
+    let (_, exp) = f.raw(&r.id).await?.context("nothing stored")?;
+    let want = r.cookie.expires.context("live() sets expires")?;
+    // connect-redis rounds the TTL up to whole seconds.
+    ensure!(close(exp, want, 2_000), "stored expiry {exp}, cookie {want}");
+    Ok(())
+}
+
+/// A cookie without expiry is kept for the store's default TTL (one day).
+pub async fn default_ttl_without_cookie_expiry(f: &dyn Fixture) -> Result<()> {
+    let r = Record::new(SessionId::generate());
+    let before = time::now();
+    f.store().create(&r).await?;
+    let (_, exp) = f.raw(&r.id).await?.context("nothing stored")?;
+    let want = time::store_expiry(None, DEFAULT_TTL, before);
+    ensure!(close(exp, want, 10_000), "stored expiry {exp}, wanted about {want}");
+    Ok(())
+}
+
+/// `touch` moves the expiry and leaves the stored text alone.
+pub async fn touch_extends_expiry_and_keeps_data(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    r.cookie.expires = Some(in_secs(600));
+    f.store().create(&r).await?;
+    let (raw_before, _) = f.raw(&r.id).await?.context("nothing stored")?;
+    let later = in_secs(7200);
+    ensure!(f.store().touch(&r.id, Some(later)).await? == WriteOutcome::Written);
+    let (raw_after, exp) = f.raw(&r.id).await?.context("touch deleted the record")?;
+    ensure!(close(exp, later, 2_000), "expiry {exp}, wanted {later}");
+    ensure!(raw_after == raw_before, "touch rewrote the data");
+    ensure!(must_load(f, &r.id).await?.data["n"] == 1);
+    Ok(())
+}
+
+/// `touch` without an expiry uses the default TTL.
+pub async fn touch_without_expiry_uses_default_ttl(f: &dyn Fixture) -> Result<()> {
+    let r = live(1);
+    f.store().create(&r).await?;
+    let before = time::now();
+    ensure!(f.store().touch(&r.id, None).await? == WriteOutcome::Written);
+    let (_, exp) = f.raw(&r.id).await?.context("nothing stored")?;
+    let want = time::store_expiry(None, DEFAULT_TTL, before);
+    ensure!(close(exp, want, 10_000), "stored expiry {exp}, wanted about {want}");
+    Ok(())
+}
+
+/// `touch` never creates.
+pub async fn touch_missing_is_gone_and_creates_nothing(f: &dyn Fixture) -> Result<()> {
+    let id = SessionId::generate();
+    ensure!(f.store().touch(&id, Some(in_secs(600))).await? == WriteOutcome::Gone);
+    ensure!(f.raw(&id).await?.is_none(), "touch created a record");
+    Ok(())
+}
+
+/// `touch` after `destroy` does not bring the session back.
+pub async fn touch_after_destroy_does_not_resurrect(f: &dyn Fixture) -> Result<()> {
+    let r = live(1);
+    f.store().create(&r).await?;
+    f.store().destroy(&r.id).await?;
+    ensure!(f.store().touch(&r.id, Some(in_secs(600))).await? == WriteOutcome::Gone);
+    ensure!(f.store().load(&r.id).await?.is_none(), "touch resurrected");
+    Ok(())
+}
+
+/// `touch` of an expired record is gone and it stays unloadable.
+pub async fn touch_after_expiry_is_gone(f: &dyn Fixture) -> Result<()> {
+    let r = live(1);
+    f.store().create(&r).await?;
+    f.force_expire(&r.id).await?;
+    ensure!(f.store().touch(&r.id, Some(in_secs(600))).await? == WriteOutcome::Gone);
+    ensure!(f.store().load(&r.id).await?.is_none(), "touch revived");
+    Ok(())
+}
+
+/// `destroy` deletes.
+pub async fn destroy_removes_record(f: &dyn Fixture) -> Result<()> {
+    let r = live(1);
+    let keep = live(2);
+    f.store().create(&r).await?;
+    f.store().create(&keep).await?;
+    f.store().destroy(&r.id).await?;
+    ensure!(f.store().load(&r.id).await?.is_none());
+    ensure!(f.raw(&r.id).await?.is_none(), "backend still holds it");
+    ensure!(must_load(f, &keep.id).await?.data["n"] == 2, "destroyed too much");
+    Ok(())
+}
+
+/// `destroy` of an unknown id is fine.
+pub async fn destroy_missing_succeeds(f: &dyn Fixture) -> Result<()> {
+    f.store().destroy(&SessionId::generate()).await?;
+    Ok(())
+}
+
+/// Non-ASCII keys and values survive.
+pub async fn unicode_keys_and_values(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    r.data.insert("名前".into(), json!("Zoë 🚀 \u{0} \"quoted\" \\ ünïcødé"));
+    r.data.insert("emoji🔑".into(), json!({"ключ": "значение"}));
+    f.store().create(&r).await?;
+    ensure!(must_load(f, &r.id).await? == r);
+    Ok(())
+}
+
+/// Deeply nested values, arrays, numbers, booleans and nulls survive.
+pub async fn nested_json(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    let mut deep = json!("leaf");
+    for i in 0..40 {
+        deep = json!({ "level": i, "child": deep, "list": [1, 2.5, true, null, "x"] });
+    }
+    r.data.insert("deep".into(), deep);
+    r.data.insert("big".into(), json!(9_007_199_254_740_991_i64));
+    r.data.insert("neg".into(), json!(-0.000_001));
+    f.store().create(&r).await?;
+    ensure!(must_load(f, &r.id).await? == r);
+    Ok(())
+}
+
+/// A 1 MiB session round-trips.
+pub async fn one_mib_record(f: &dyn Fixture) -> Result<()> {
+    let mut r = live(1);
+    r.data.insert("blob".into(), json!("x".repeat(1 << 20)));
+    f.store().create(&r).await?;
+    ensure!(must_load(f, &r.id).await? == r);
+    r.data.insert("blob".into(), json!("y".repeat(1 << 20)));
+    ensure!(f.store().save(&r).await? == WriteOutcome::Written);
+    ensure!(must_load(f, &r.id).await? == r);
+    Ok(())
+}
+
+/// 10,000 sessions created and loaded back (32 at a time).
+pub async fn ten_thousand_sessions(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    let records: Vec<Record> = (0..10_000).map(live).collect();
+    stream::iter(&records)
+        .map(|r| {
+            let store = store.clone();
+            async move { store.create(r).await }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await?;
+    stream::iter(&records)
+        .map(|r| {
+            let store = store.clone();
+            async move {
+                let back = store.load(&r.id).await?;
+                ensure!(back.as_ref() == Some(r), "record {} differs", r.data["n"]);
+                Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// 32 tasks each saving their own session repeatedly do not interfere.
+pub async fn concurrent_saves_32_tasks(f: &dyn Fixture) -> Result<()> {
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let store = f.store();
+        tasks.push(tokio::spawn(async move {
+            let mut r = live(t);
+            store.create(&r).await?;
+            for i in 0..10 {
+                r.data.insert("i".into(), i.into());
+                ensure!(store.save(&r).await? == WriteOutcome::Written);
+            }
+            anyhow::Ok(r)
+        }));
+    }
+    for task in tasks {
+        let r = task.await??;
+        let back = must_load(f, &r.id).await?;
+        ensure!(back.data["i"] == 9 && back.data["n"] == r.data["n"], "{back:?}");
+    }
+    Ok(())
+}
+
+/// ids / count / clear work where the store says they do, and say
+/// `Unsupported` where it does not. Expired records are not listed.
+pub async fn ids_count_clear(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    let caps = store.capabilities();
+    let live_records = [live(1), live(2), live(3)];
+    for r in &live_records {
+        store.create(r).await?;
+    }
+    let dead = live(4);
+    store.create(&dead).await?;
+    f.force_expire(&dead.id).await?;
+    let mut want: Vec<SessionId> = live_records.iter().map(|r| r.id.clone()).collect();
+    want.sort();
+
+    match store.ids().await {
+        Ok(mut ids) if caps.ids => {
+            ids.sort();
+            ensure!(ids == want, "ids {ids:?}, wanted {want:?}");
+        }
+        Err(Error::Unsupported(_)) if !caps.ids => {}
+        other => bail!("ids: {other:?} with capabilities {caps:?}"),
+    }
+    match store.count().await {
+        Ok(n) if caps.count => ensure!(n == 3, "count {n}"),
+        Err(Error::Unsupported(_)) if !caps.count => {}
+        other => bail!("count: {other:?} with capabilities {caps:?}"),
+    }
+    match store.clear().await {
+        Ok(()) if caps.clear => {
+            for r in &live_records {
+                ensure!(store.load(&r.id).await?.is_none(), "clear left a record");
+            }
+            if caps.count {
+                ensure!(store.count().await? == 0);
+            }
+        }
+        Err(Error::Unsupported(_)) if !caps.clear => {}
+        other => bail!("clear: {other:?} with capabilities {caps:?}"),
+    }
+    Ok(())
+}
+
+/// `delete_expired` removes the expired records and only them.
+pub async fn delete_expired_removes_only_expired(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    let (a, b, c, d) = (live(1), live(2), live(3), live(4));
+    for r in [&a, &b, &c, &d] {
+        store.create(r).await?;
+    }
+    f.force_expire(&c.id).await?;
+    f.force_expire(&d.id).await?;
+    match store.delete_expired().await {
+        Ok(n) if store.capabilities().delete_expired => {
+            ensure!(n == 2, "deleted {n}, wanted 2");
+            ensure!(f.raw(&c.id).await?.is_none() && f.raw(&d.id).await?.is_none());
+        }
+        Err(Error::Unsupported(_)) if !store.capabilities().delete_expired => {}
+        other => bail!("delete_expired: {other:?}"),
+    }
+    ensure!(must_load(f, &a.id).await?.data["n"] == 1);
+    ensure!(must_load(f, &b.id).await?.data["n"] == 2);
+    Ok(())
+}
+
+/// The JSON connect-redis (express-session 1.18) writes, with every cookie
+/// field set, loads with all of them.
+pub async fn connect_redis_json_loads_all_cookie_fields(f: &dyn Fixture) -> Result<()> {
+    let id = SessionId::generate();
+    let expires = in_secs(3600);
+    let raw = format!(
+        r#"{{"cookie":{{"originalMaxAge":3600000,"partitioned":true,"priority":"high","expires":"{}","secure":true,"httpOnly":true,"domain":"example.com","path":"/app","sameSite":"lax"}},"user":{{"name":"bob","roles":["admin"]}},"views":3}}"#,
+        time::to_iso(&expires)
+    );
+    f.put_raw(id.as_str(), &raw, expires).await?;
+    let r = must_load(f, &id).await?;
+    let c = &r.cookie;
+    ensure!(c.original_max_age == Some(3_600_000));
+    ensure!(c.expires == Some(expires), "expires {:?}", c.expires);
+    ensure!(c.partitioned == Some(true) && c.secure == Some(true) && c.http_only == Some(true));
+    ensure!(c.priority == Some(session_core::Priority::High));
+    ensure!(c.same_site == Some(session_core::SameSite::Lax));
+    ensure!(c.domain.as_deref() == Some("example.com") && c.path.as_deref() == Some("/app"));
+    ensure!(r.data["user"]["roles"][0] == "admin" && r.data["views"] == 3);
+    ensure!(r.to_json()? == raw, "re-encoded differently: {}", r.to_json()?);
+    Ok(())
+}
+
+/// Garbage under an id is a decode error, not a panic and not `None`.
+pub async fn garbage_is_decode_error(f: &dyn Fixture) -> Result<()> {
+    let id = SessionId::generate();
+    f.put_raw(id.as_str(), "not json {", in_secs(3600)).await?;
+    match f.store().load(&id).await {
+        Err(Error::Decode(_)) => Ok(()),
+        other => bail!("expected a decode error, got {other:?}"),
+    }
+}
+
+/// JSON without `cookie` is a decode error.
+pub async fn json_without_cookie_is_decode_error(f: &dyn Fixture) -> Result<()> {
+    let id = SessionId::generate();
+    f.put_raw(id.as_str(), r#"{"user":"bob"}"#, in_secs(3600)).await?;
+    match f.store().load(&id).await {
+        Err(Error::Decode(_)) => Ok(()),
+        other => bail!("expected a decode error, got {other:?}"),
+    }
+}
