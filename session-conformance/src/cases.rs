@@ -54,7 +54,10 @@ pub async fn stored_text_is_express_session_json(f: &dyn Fixture) -> Result<()> 
     let stored: Value = serde_json::from_str(&raw).context("stored text is not JSON")?;
     let expected: Value = serde_json::from_str(&r.to_json()?)?;
     ensure!(stored == expected, "stored {raw}");
-    ensure!(raw.starts_with(r#"{"cookie":{"originalMaxAge":3600000,"expires":""#), "{raw}");
+    ensure!(
+        raw.starts_with(r#"{"cookie":{"originalMaxAge":3600000,"expires":""#),
+        "{raw}"
+    );
     Ok(())
 }
 
@@ -104,7 +107,10 @@ pub async fn create_over_expired_record_succeeds(f: &dyn Fixture) -> Result<()> 
 pub async fn save_without_create_is_gone(f: &dyn Fixture) -> Result<()> {
     let r = live(1);
     ensure!(f.store().save(&r).await? == WriteOutcome::Gone);
-    ensure!(f.store().load(&r.id).await?.is_none(), "save created a record");
+    ensure!(
+        f.store().load(&r.id).await?.is_none(),
+        "save created a record"
+    );
     ensure!(f.raw(&r.id).await?.is_none(), "backend holds a record");
     Ok(())
 }
@@ -125,7 +131,10 @@ pub async fn save_after_expiry_is_gone(f: &dyn Fixture) -> Result<()> {
     f.store().create(&r).await?;
     f.force_expire(&r.id).await?;
     ensure!(f.store().save(&r).await? == WriteOutcome::Gone);
-    ensure!(f.store().load(&r.id).await?.is_none(), "expired session revived");
+    ensure!(
+        f.store().load(&r.id).await?.is_none(),
+        "expired session revived"
+    );
     Ok(())
 }
 
@@ -167,7 +176,10 @@ pub async fn expired_record_is_not_returned(f: &dyn Fixture) -> Result<()> {
     f.store().create(&r).await?;
     f.store().create(&other).await?;
     f.force_expire(&r.id).await?;
-    ensure!(f.store().load(&r.id).await?.is_none(), "expired record returned");
+    ensure!(
+        f.store().load(&r.id).await?.is_none(),
+        "expired record returned"
+    );
     ensure!(must_load(f, &other.id).await?.data["n"] == 2);
     Ok(())
 }
@@ -179,7 +191,10 @@ pub async fn cookie_expiry_is_store_expiry(f: &dyn Fixture) -> Result<()> {
     let (_, exp) = f.raw(&r.id).await?.context("nothing stored")?;
     let want = r.cookie.expires.context("live() sets expires")?;
     // connect-redis rounds the TTL up to whole seconds.
-    ensure!(close(exp, want, 2_000), "stored expiry {exp}, cookie {want}");
+    ensure!(
+        close(exp, want, 2_000),
+        "stored expiry {exp}, cookie {want}"
+    );
     Ok(())
 }
 
@@ -190,7 +205,10 @@ pub async fn default_ttl_without_cookie_expiry(f: &dyn Fixture) -> Result<()> {
     f.store().create(&r).await?;
     let (_, exp) = f.raw(&r.id).await?.context("nothing stored")?;
     let want = time::store_expiry(None, DEFAULT_TTL, before);
-    ensure!(close(exp, want, 10_000), "stored expiry {exp}, wanted about {want}");
+    ensure!(
+        close(exp, want, 10_000),
+        "stored expiry {exp}, wanted about {want}"
+    );
     Ok(())
 }
 
@@ -217,7 +235,10 @@ pub async fn touch_without_expiry_uses_default_ttl(f: &dyn Fixture) -> Result<()
     ensure!(f.store().touch(&r.id, None).await? == WriteOutcome::Written);
     let (_, exp) = f.raw(&r.id).await?.context("nothing stored")?;
     let want = time::store_expiry(None, DEFAULT_TTL, before);
-    ensure!(close(exp, want, 10_000), "stored expiry {exp}, wanted about {want}");
+    ensure!(
+        close(exp, want, 10_000),
+        "stored expiry {exp}, wanted about {want}"
+    );
     Ok(())
 }
 
@@ -258,7 +279,10 @@ pub async fn destroy_removes_record(f: &dyn Fixture) -> Result<()> {
     f.store().destroy(&r.id).await?;
     ensure!(f.store().load(&r.id).await?.is_none());
     ensure!(f.raw(&r.id).await?.is_none(), "backend still holds it");
-    ensure!(must_load(f, &keep.id).await?.data["n"] == 2, "destroyed too much");
+    ensure!(
+        must_load(f, &keep.id).await?.data["n"] == 2,
+        "destroyed too much"
+    );
     Ok(())
 }
 
@@ -271,7 +295,8 @@ pub async fn destroy_missing_succeeds(f: &dyn Fixture) -> Result<()> {
 /// Non-ASCII keys and values survive.
 pub async fn unicode_keys_and_values(f: &dyn Fixture) -> Result<()> {
     let mut r = live(1);
-    r.data.insert("名前".into(), json!("Zoë 🚀 \u{0} \"quoted\" \\ ünïcødé"));
+    r.data
+        .insert("名前".into(), json!("Zoë 🚀 \u{0} \"quoted\" \\ ünïcødé"));
     r.data.insert("emoji🔑".into(), json!({"ключ": "значение"}));
     f.store().create(&r).await?;
     ensure!(must_load(f, &r.id).await? == r);
@@ -286,7 +311,8 @@ pub async fn nested_json(f: &dyn Fixture) -> Result<()> {
         deep = json!({ "level": i, "child": deep, "list": [1, 2.5, true, null, "x"] });
     }
     r.data.insert("deep".into(), deep);
-    r.data.insert("big".into(), json!(9_007_199_254_740_991_i64));
+    r.data
+        .insert("big".into(), json!(9_007_199_254_740_991_i64));
     r.data.insert("neg".into(), json!(-0.000_001));
     f.store().create(&r).await?;
     ensure!(must_load(f, &r.id).await? == r);
@@ -350,7 +376,10 @@ pub async fn concurrent_saves_32_tasks(f: &dyn Fixture) -> Result<()> {
     for task in tasks {
         let r = task.await??;
         let back = must_load(f, &r.id).await?;
-        ensure!(back.data["i"] == 9 && back.data["n"] == r.data["n"], "{back:?}");
+        ensure!(
+            back.data["i"] == 9 && back.data["n"] == r.data["n"],
+            "{back:?}"
+        );
     }
     Ok(())
 }
@@ -439,7 +468,11 @@ pub async fn connect_redis_json_loads_all_cookie_fields(f: &dyn Fixture) -> Resu
     ensure!(c.same_site == Some(session_core::SameSite::Lax));
     ensure!(c.domain.as_deref() == Some("example.com") && c.path.as_deref() == Some("/app"));
     ensure!(r.data["user"]["roles"][0] == "admin" && r.data["views"] == 3);
-    ensure!(r.to_json()? == raw, "re-encoded differently: {}", r.to_json()?);
+    ensure!(
+        r.to_json()? == raw,
+        "re-encoded differently: {}",
+        r.to_json()?
+    );
     Ok(())
 }
 
@@ -456,7 +489,8 @@ pub async fn garbage_is_decode_error(f: &dyn Fixture) -> Result<()> {
 /// JSON without `cookie` is a decode error.
 pub async fn json_without_cookie_is_decode_error(f: &dyn Fixture) -> Result<()> {
     let id = SessionId::generate();
-    f.put_raw(id.as_str(), r#"{"user":"bob"}"#, in_secs(3600)).await?;
+    f.put_raw(id.as_str(), r#"{"user":"bob"}"#, in_secs(3600))
+        .await?;
     match f.store().load(&id).await {
         Err(Error::Decode(_)) => Ok(()),
         other => bail!("expected a decode error, got {other:?}"),

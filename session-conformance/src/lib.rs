@@ -152,7 +152,10 @@ mod tests {
         let start = src.find("__conformance_cases!($fixture;").unwrap_or(0);
         let body = &src[start..];
         for case in super::CASES {
-            assert!(body.contains(&format!("{case},")), "{case} missing from macro");
+            assert!(
+                body.contains(&format!("{case},")),
+                "{case} missing from macro"
+            );
         }
         assert!(super::CASES.len() >= 25);
     }

@@ -123,8 +123,19 @@ mod tests {
     fn hostile_ids_are_refused() {
         let long = "a".repeat(10_000);
         for bad in [
-            "", "short", "abcdefgh*", "abcdefgh?", "abcdefgh[", "abcd\nefgh", "abcd\0efgh",
-            "abcdéfghij", "abcd efgh", "abcd.efgh", "abcd:efgh", "sess:abcdefgh", &long,
+            "",
+            "short",
+            "abcdefgh*",
+            "abcdefgh?",
+            "abcdefgh[",
+            "abcd\nefgh",
+            "abcd\0efgh",
+            "abcdéfghij",
+            "abcd efgh",
+            "abcd.efgh",
+            "abcd:efgh",
+            "sess:abcdefgh",
+            &long,
         ] {
             assert!(SessionId::parse(bad).is_err(), "{bad:?}");
         }

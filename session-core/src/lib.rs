@@ -22,9 +22,9 @@
 
 mod error;
 mod id;
-mod record;
 #[cfg(feature = "pruner")]
 pub mod pruner;
+mod record;
 pub mod signing;
 mod store;
 pub mod time;

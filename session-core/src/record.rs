@@ -165,8 +165,8 @@ impl CookieMeta {
         for (k, v) in map {
             match (k.as_str(), v) {
                 (
-                    "originalMaxAge" | "expires" | "partitioned" | "secure" | "httpOnly"
-                    | "domain" | "path" | "priority" | "sameSite",
+                    "originalMaxAge" | "expires" | "partitioned" | "secure" | "httpOnly" | "domain"
+                    | "path" | "priority" | "sameSite",
                     Value::Null,
                 ) => {}
                 ("originalMaxAge", Value::Number(n)) => {
@@ -202,8 +202,8 @@ impl CookieMeta {
                     })
                 }
                 (
-                    "originalMaxAge" | "expires" | "partitioned" | "secure" | "httpOnly"
-                    | "domain" | "path" | "priority" | "sameSite",
+                    "originalMaxAge" | "expires" | "partitioned" | "secure" | "httpOnly" | "domain"
+                    | "path" | "priority" | "sameSite",
                     _,
                 ) => return Err(bad(&k)),
                 (_, v) => {
@@ -352,8 +352,14 @@ mod tests {
     #[test]
     fn garbage_is_a_decode_error() {
         for bad in [
-            "", "not json", "[]", "42", "{}", r#"{"cookie":3}"#,
-            r#"{"cookie":{"expires":"soon"}}"#, r#"{"cookie":{"httpOnly":"yes"}}"#,
+            "",
+            "not json",
+            "[]",
+            "42",
+            "{}",
+            r#"{"cookie":3}"#,
+            r#"{"cookie":{"expires":"soon"}}"#,
+            r#"{"cookie":{"httpOnly":"yes"}}"#,
             r#"{"cookie":{"sameSite":"sideways"}}"#,
         ] {
             let err = Record::from_json(id(), bad).expect_err(bad);
@@ -378,7 +384,10 @@ mod tests {
             time::from_millis(1_000_000 + 86_400_000)
         );
         r.cookie.set_max_age(Some(Duration::from_secs(60)), now);
-        assert_eq!(r.store_expiry(Duration::from_secs(86_400), now), time::from_millis(1_060_000));
+        assert_eq!(
+            r.store_expiry(Duration::from_secs(86_400), now),
+            time::from_millis(1_060_000)
+        );
         r.cookie.reset_expiry(time::from_millis(2_000_000));
         assert_eq!(r.cookie.expires, Some(time::from_millis(2_060_000)));
     }

@@ -61,7 +61,9 @@ fn keyed(secret: &[u8]) -> Option<HmacSha256> {
 /// `cookie-signature`'s `sign(val, secret)`: `val + "." + mac`. No length
 /// check on the secret: this is the raw primitive (use [`Signer`] in apps).
 pub fn sign(value: &str, secret: &[u8]) -> String {
-    let mac = keyed(secret).map(|k| mac_b64(value, &k)).unwrap_or_default();
+    let mac = keyed(secret)
+        .map(|k| mac_b64(value, &k))
+        .unwrap_or_default();
     format!("{value}.{mac}")
 }
 
@@ -148,7 +150,9 @@ impl Signer {
     pub fn new(secrets: impl IntoIterator<Item = Secret>) -> Result<Self, Error> {
         let secrets: Vec<Secret> = secrets.into_iter().collect();
         if secrets.is_empty() {
-            return Err(Error::Config("at least one session secret is required".into()));
+            return Err(Error::Config(
+                "at least one session secret is required".into(),
+            ));
         }
         Ok(Signer { secrets })
     }
@@ -240,7 +244,9 @@ mod tests {
         let v = rotated.unsign_cookie(&cookie).expect("old secret verifies");
         assert_eq!(v.id, id);
         assert_eq!(v.secret_index, 1);
-        let v = rotated.unsign_cookie(&rotated.sign_cookie(&id)).expect("verifies");
+        let v = rotated
+            .unsign_cookie(&rotated.sign_cookie(&id))
+            .expect("verifies");
         assert_eq!(v.secret_index, 0);
         let new_only = Signer::new([secret("n")]).expect("signer");
         assert_eq!(new_only.unsign_cookie(&cookie), None);

@@ -204,7 +204,10 @@ mod tests {
         assert!(matches!(store.ids().await, Err(Error::Unsupported("ids"))));
         assert!(matches!(store.count().await, Err(Error::Unsupported(_))));
         assert!(matches!(store.clear().await, Err(Error::Unsupported(_))));
-        assert!(matches!(store.delete_expired().await, Err(Error::Unsupported(_))));
+        assert!(matches!(
+            store.delete_expired().await,
+            Err(Error::Unsupported(_))
+        ));
         let boxed: Box<dyn Store> = Box::new(store);
         assert_eq!(boxed.load(&SessionId::generate()).await.ok(), Some(None));
     }

@@ -35,7 +35,9 @@ pub fn parse_iso(s: &str) -> Option<Timestamp> {
 /// Seconds from `now` until `expires`, rounded up like connect-redis
 /// (`Math.ceil((expires - now) / 1000)`); zero or negative means expired.
 pub fn ttl_secs(expires: &Timestamp, now: &Timestamp) -> i64 {
-    let ms = expires.timestamp_millis().saturating_sub(now.timestamp_millis());
+    let ms = expires
+        .timestamp_millis()
+        .saturating_sub(now.timestamp_millis());
     if ms <= 0 {
         ms.div_euclid(1000)
     } else {

@@ -1,1 +1,456 @@
-//! stub
+//! An embedded SQLite session store with the table layout of Node's
+//! `connect-session-sequelize` on SQLite, so a Node service using Sequelize
+//! and a Rust service can share one database file.
+//!
+//! ```sql
+//! CREATE TABLE "Sessions" (sid VARCHAR(36) PRIMARY KEY, expires DATETIME,
+//!   data TEXT, createdAt DATETIME NOT NULL, updatedAt DATETIME NOT NULL)
+//! ```
+//!
+//! Dates are written the way Sequelize writes them on SQLite,
+//! `YYYY-MM-DD HH:MM:SS.SSS +00:00` (always UTC), so they compare correctly
+//! as text. `data` is express-session's JSON. The database runs in WAL mode;
+//! a committed write survives the process being killed.
+//!
+//! ```
+//! use session_core::{Record, SessionId, Store};
+//! use store_sqlite::SqliteStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), session_core::Error> {
+//! let store = SqliteStore::builder("sqlite::memory:").create_schema(true).connect().await?;
+//! let record = Record::new(SessionId::generate());
+//! store.create(&record).await?;
+//! assert!(store.load(&record.id).await?.is_some());
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use session_core::time::{self, Timestamp};
+use session_core::{
+    pruner, Capabilities, Error, Record, Result, SessionId, Store, WriteOutcome, DEFAULT_TTL,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::instrument;
+
+/// Formats an instant as Sequelize writes `DATE` columns on SQLite.
+pub fn format_date(t: &Timestamp) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f +00:00").to_string()
+}
+
+/// Parses a Sequelize `DATE` column (`YYYY-MM-DD HH:MM:SS[.SSS] +00:00`, or
+/// without the offset, read as UTC).
+pub fn parse_date(s: &str) -> Option<Timestamp> {
+    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %:z") {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Refuses table names that would need escaping: `[A-Za-z_][A-Za-z0-9_]{0,62}`.
+fn check_identifier(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(
+            format!("table name {name:?} must match [A-Za-z_][A-Za-z0-9_]* (at most 63)").into(),
+        ))
+    }
+}
+
+fn db_err(context: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            Error::unavailable(context, e)
+        }
+        sqlx::Error::Database(ref db) if db.message().contains("locked") => {
+            Error::unavailable(context, e)
+        }
+        other => Error::backend(context, other),
+    }
+}
+
+/// Configures a [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteStoreBuilder {
+    url: String,
+    table: String,
+    default_ttl: Duration,
+    create_schema: bool,
+    prune_interval: Option<Duration>,
+    max_connections: u32,
+}
+
+impl SqliteStoreBuilder {
+    /// Table name (default `Sessions`, as connect-session-sequelize).
+    pub fn table(mut self, name: impl Into<String>) -> Self {
+        self.table = name.into();
+        self
+    }
+
+    /// TTL for sessions whose cookie has no expiry (default one day).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Create the table and index on connect (default false; see
+    /// [`SqliteStore::create_schema`]).
+    pub fn create_schema(mut self, yes: bool) -> Self {
+        self.create_schema = yes;
+        self
+    }
+
+    /// Delete expired rows every `interval` in a background task (default:
+    /// every 15 minutes; `None` disables it). The task logs errors and keeps
+    /// going; it stops when the last clone of the store is dropped.
+    pub fn prune_interval(mut self, interval: Option<Duration>) -> Self {
+        self.prune_interval = interval;
+        self
+    }
+
+    /// Pool size for file databases (default 4). In-memory databases use one
+    /// connection, since each SQLite connection would get its own database.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Opens (creating the file if needed) and returns the store.
+    pub async fn connect(self) -> Result<SqliteStore> {
+        check_identifier(&self.table)?;
+        let in_memory = self.url.contains(":memory:") || self.url.contains("mode=memory");
+        let url = if self.url.starts_with("sqlite:") {
+            self.url.clone()
+        } else {
+            format!("sqlite://{}", self.url)
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| Error::Config(format!("bad SQLite URL {:?}: {e}", self.url).into()))?
+            .create_if_missing(true)
+            .journal_mode(if in_memory {
+                SqliteJournalMode::Memory
+            } else {
+                SqliteJournalMode::Wal
+            })
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let mut pool = SqlitePoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        pool = if in_memory {
+            pool.max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            pool.max_connections(self.max_connections)
+        };
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(db_err("open SQLite database"))?;
+        let inner = Arc::new(Inner {
+            pool,
+            table: self.table,
+            default_ttl: self.default_ttl,
+        });
+        let store = SqliteStore {
+            inner: inner.clone(),
+            _pruner: None,
+        };
+        if self.create_schema {
+            store.create_schema().await?;
+        }
+        let pruner = self.prune_interval.map(|every| {
+            let plain: Arc<dyn Store> = Arc::new(SqliteStore {
+                inner,
+                _pruner: None,
+            });
+            Arc::new(pruner::spawn(plain, every))
+        });
+        Ok(SqliteStore {
+            _pruner: pruner,
+            ..store
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: SqlitePool,
+    table: String,
+    default_ttl: Duration,
+}
+
+/// The SQLite store. Cloning shares the pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+    _pruner: Option<Arc<pruner::Pruner>>,
+}
+
+impl SqliteStore {
+    /// Configures a store for a URL (`sqlite://path/to/file.db`,
+    /// `sqlite::memory:`) or a plain file path.
+    pub fn builder(url: impl Into<String>) -> SqliteStoreBuilder {
+        SqliteStoreBuilder {
+            url: url.into(),
+            table: "Sessions".into(),
+            default_ttl: DEFAULT_TTL,
+            create_schema: false,
+            prune_interval: Some(Duration::from_secs(15 * 60)),
+            max_connections: 4,
+        }
+    }
+
+    /// The connection pool (for inspection and tests).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.inner.table
+    }
+
+    /// Creates the table and an index on `expires` if they do not exist.
+    /// Idempotent, and safe to run from several processes at once.
+    pub async fn create_schema(&self) -> Result<()> {
+        let t = &self.inner.table;
+        let ddl = format!(
+            r#"CREATE TABLE IF NOT EXISTS "{t}" (sid VARCHAR(36) PRIMARY KEY, expires DATETIME, data TEXT, "createdAt" DATETIME NOT NULL, "updatedAt" DATETIME NOT NULL);
+CREATE INDEX IF NOT EXISTS "{t}_expires" ON "{t}" (expires);"#
+        );
+        sqlx::raw_sql(&ddl)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err("create schema"))?;
+        Ok(())
+    }
+
+    fn expiry(&self, expires: Option<Timestamp>, now: Timestamp) -> Timestamp {
+        time::store_expiry(expires, self.inner.default_ttl, now)
+    }
+}
+
+const LIVE: &str = "(expires IS NULL OR expires > ?)";
+
+#[async_trait]
+impl Store for SqliteStore {
+    #[instrument(skip_all, name = "sqlite.load")]
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let sql = format!(
+            r#"SELECT data FROM "{}" WHERE sid = ? AND {LIVE}"#,
+            self.inner.table
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .bind(format_date(&time::now()))
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(db_err("load"))?;
+        let Some(row) = row else { return Ok(None) };
+        let data: Option<String> = row.try_get(0).map_err(Error::decode)?;
+        let data = data.ok_or_else(|| Error::decode("data is NULL"))?;
+        Record::from_json(id.clone(), &data).map(Some)
+    }
+
+    #[instrument(skip_all, name = "sqlite.create")]
+    async fn create(&self, record: &Record) -> Result<()> {
+        let now = time::now();
+        let expires = self.expiry(record.cookie.expires, now);
+        let (now_s, exp_s) = (format_date(&now), format_date(&expires));
+        let t = &self.inner.table;
+        if expires <= now {
+            // Nothing to store; still report a live record with this id.
+            return match self.load(&record.id).await? {
+                Some(_) => Err(Error::Collision),
+                None => Ok(()),
+            };
+        }
+        let sql = format!(
+            r#"INSERT INTO "{t}" (sid, expires, data, "createdAt", "updatedAt") VALUES (?, ?, ?, ?, ?)
+ON CONFLICT(sid) DO UPDATE SET expires = excluded.expires, data = excluded.data,
+  "createdAt" = excluded."createdAt", "updatedAt" = excluded."updatedAt"
+WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
+        );
+        let done = sqlx::query(&sql)
+            .bind(record.id.as_str())
+            .bind(&exp_s)
+            .bind(record.to_json()?)
+            .bind(&now_s)
+            .bind(&now_s)
+            .bind(&now_s)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err("create"))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Collision);
+        }
+        Ok(())
+    }
+
+    #[instrument(skip_all, name = "sqlite.save")]
+    async fn save(&self, record: &Record) -> Result<WriteOutcome> {
+        let now = time::now();
+        let expires = self.expiry(record.cookie.expires, now);
+        let t = &self.inner.table;
+        let done = if expires <= now {
+            sqlx::query(&format!(r#"DELETE FROM "{t}" WHERE sid = ? AND {LIVE}"#))
+                .bind(record.id.as_str())
+                .bind(format_date(&now))
+                .execute(&self.inner.pool)
+                .await
+        } else {
+            let sql = format!(
+                r#"UPDATE "{t}" SET data = ?, expires = ?, "updatedAt" = ? WHERE sid = ? AND {LIVE}"#
+            );
+            sqlx::query(&sql)
+                .bind(record.to_json()?)
+                .bind(format_date(&expires))
+                .bind(format_date(&now))
+                .bind(record.id.as_str())
+                .bind(format_date(&now))
+                .execute(&self.inner.pool)
+                .await
+        }
+        .map_err(db_err("save"))?;
+        Ok(if done.rows_affected() == 0 {
+            WriteOutcome::Gone
+        } else {
+            WriteOutcome::Written
+        })
+    }
+
+    #[instrument(skip_all, name = "sqlite.touch")]
+    async fn touch(&self, id: &SessionId, expires: Option<Timestamp>) -> Result<WriteOutcome> {
+        let now = time::now();
+        let expires = self.expiry(expires, now);
+        let t = &self.inner.table;
+        let done = if expires <= now {
+            sqlx::query(&format!(r#"DELETE FROM "{t}" WHERE sid = ? AND {LIVE}"#))
+                .bind(id.as_str())
+                .bind(format_date(&now))
+                .execute(&self.inner.pool)
+                .await
+        } else {
+            let sql = format!(
+                r#"UPDATE "{t}" SET expires = ?, "updatedAt" = ? WHERE sid = ? AND {LIVE}"#
+            );
+            sqlx::query(&sql)
+                .bind(format_date(&expires))
+                .bind(format_date(&now))
+                .bind(id.as_str())
+                .bind(format_date(&now))
+                .execute(&self.inner.pool)
+                .await
+        }
+        .map_err(db_err("touch"))?;
+        Ok(if done.rows_affected() == 0 {
+            WriteOutcome::Gone
+        } else {
+            WriteOutcome::Written
+        })
+    }
+
+    #[instrument(skip_all, name = "sqlite.destroy")]
+    async fn destroy(&self, id: &SessionId) -> Result<()> {
+        sqlx::query(&format!(
+            r#"DELETE FROM "{}" WHERE sid = ?"#,
+            self.inner.table
+        ))
+        .bind(id.as_str())
+        .execute(&self.inner.pool)
+        .await
+        .map_err(db_err("destroy"))?;
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    async fn ids(&self) -> Result<Vec<SessionId>> {
+        let sql = format!(r#"SELECT sid FROM "{}" WHERE {LIVE}"#, self.inner.table);
+        let rows: Vec<(String,)> = sqlx::query_as(&sql)
+            .bind(format_date(&time::now()))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(db_err("ids"))?;
+        // Rows written by others with ids we would refuse are skipped.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(sid,)| SessionId::parse(&sid).ok())
+            .collect())
+    }
+
+    async fn count(&self) -> Result<u64> {
+        let sql = format!(
+            r#"SELECT COUNT(*) FROM "{}" WHERE {LIVE}"#,
+            self.inner.table
+        );
+        let (n,): (i64,) = sqlx::query_as(&sql)
+            .bind(format_date(&time::now()))
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(db_err("count"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn clear(&self) -> Result<()> {
+        sqlx::query(&format!(r#"DELETE FROM "{}""#, self.inner.table))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err("clear"))?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, name = "sqlite.delete_expired")]
+    async fn delete_expired(&self) -> Result<u64> {
+        let sql = format!(r#"DELETE FROM "{}" WHERE expires <= ?"#, self.inner.table);
+        let done = sqlx::query(&sql)
+            .bind(format_date(&time::now()))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err("delete expired"))?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_look_like_sequelize_and_sort_as_text() {
+        let a = time::from_millis(1_795_744_481_837);
+        assert_eq!(format_date(&a), "2026-11-27 01:54:41.837 +00:00");
+        assert_eq!(parse_date("2026-11-27 01:54:41.837 +00:00"), Some(a));
+        assert_eq!(parse_date("2026-11-27 01:54:41.837"), Some(a));
+        let b = time::from_millis(1_795_744_481_838);
+        assert!(format_date(&a) < format_date(&b));
+        assert_eq!(parse_date("tomorrow"), None);
+    }
+
+    #[test]
+    fn table_names_are_checked() {
+        assert!(check_identifier("Sessions").is_ok());
+        assert!(check_identifier("my_sessions2").is_ok());
+        for bad in ["", "1abc", "a\"b", "a b", "a;drop", &"x".repeat(64)] {
+            assert!(check_identifier(bad).is_err(), "{bad}");
+        }
+    }
+}

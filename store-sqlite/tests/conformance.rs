@@ -1,0 +1,72 @@
+//! The shared conformance suite against SQLite, one database file per case.
+
+use async_trait::async_trait;
+use session_conformance::Fixture;
+use session_core::time::{self, Timestamp};
+use session_core::{SessionId, Store};
+use std::sync::Arc;
+use store_sqlite::{format_date, parse_date, SqliteStore};
+
+struct Sqlite {
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Sqlite {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sessions.db");
+    let store = SqliteStore::builder(path.display().to_string())
+        .create_schema(true)
+        .prune_interval(None)
+        .connect()
+        .await
+        .expect("open SQLite");
+    Sqlite { store, _dir: dir }
+}
+
+#[async_trait]
+impl Fixture for Sqlite {
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.store.clone())
+    }
+
+    async fn put_raw(&self, id: &str, raw: &str, expires: Timestamp) -> anyhow::Result<()> {
+        let now = format_date(&time::now());
+        sqlx::query(r#"INSERT OR REPLACE INTO "Sessions" VALUES (?, ?, ?, ?, ?)"#)
+            .bind(id)
+            .bind(format_date(&expires))
+            .bind(raw)
+            .bind(&now)
+            .bind(&now)
+            .execute(self.store.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn force_expire(&self, id: &SessionId) -> anyhow::Result<()> {
+        let past = time::from_millis(time::now().timestamp_millis() - 1000);
+        sqlx::query(r#"UPDATE "Sessions" SET expires = ? WHERE sid = ?"#)
+            .bind(format_date(&past))
+            .bind(id.as_str())
+            .execute(self.store.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn raw(&self, id: &SessionId) -> anyhow::Result<Option<(String, Timestamp)>> {
+        let row: Option<(String, String)> =
+            sqlx::query_as(r#"SELECT data, expires FROM "Sessions" WHERE sid = ?"#)
+                .bind(id.as_str())
+                .fetch_optional(self.store.pool())
+                .await?;
+        Ok(match row {
+            Some((data, exp)) => Some((
+                data,
+                parse_date(&exp).ok_or_else(|| anyhow::anyhow!("bad date {exp}"))?,
+            )),
+            None => None,
+        })
+    }
+}
+
+session_conformance::conformance_tests!(fixture());

@@ -1,0 +1,130 @@
+//! SQLite-specific behaviour: the Sequelize layout, schema creation, the
+//! prune task and the in-memory database.
+
+use session_core::time;
+use session_core::{Record, SessionId, Store};
+use std::time::Duration;
+use store_sqlite::{parse_date, SqliteStore};
+
+async fn open(dir: &tempfile::TempDir, table: &str) -> anyhow::Result<SqliteStore> {
+    Ok(
+        SqliteStore::builder(dir.path().join("s.db").display().to_string())
+            .table(table)
+            .create_schema(true)
+            .prune_interval(None)
+            .connect()
+            .await?,
+    )
+}
+
+#[tokio::test]
+async fn table_has_sequelize_columns_and_dates() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = open(&dir, "Sessions").await?;
+    let cols: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        r#"SELECT name, type, "notnull", pk FROM pragma_table_info('Sessions') ORDER BY cid"#,
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let want = [
+        ("sid", "VARCHAR(36)", 0, 1),
+        ("expires", "DATETIME", 0, 0),
+        ("data", "TEXT", 0, 0),
+        ("createdAt", "DATETIME", 1, 0),
+        ("updatedAt", "DATETIME", 1, 0),
+    ];
+    let got: Vec<(&str, &str, i64, i64)> = cols
+        .iter()
+        .map(|(n, t, nn, pk)| (n.as_str(), t.as_str(), *nn, *pk))
+        .collect();
+    assert_eq!(got, want);
+
+    let mut r = Record::new(SessionId::generate());
+    r.cookie
+        .set_max_age(Some(Duration::from_secs(60)), time::now());
+    store.create(&r).await?;
+    let (exp, created, updated): (String, String, String) =
+        sqlx::query_as(r#"SELECT expires, "createdAt", "updatedAt" FROM "Sessions" WHERE sid = ?"#)
+            .bind(r.id.as_str())
+            .fetch_one(store.pool())
+            .await?;
+    for d in [&exp, &created, &updated] {
+        assert!(d.ends_with(" +00:00") && d.len() == 30, "{d}");
+    }
+    assert_eq!(parse_date(&exp), r.cookie.expires);
+    let journal: (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await?;
+    assert_eq!(journal.0, "wal");
+    Ok(())
+}
+
+#[tokio::test]
+async fn schema_creation_is_idempotent_and_concurrent() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (a, b) = tokio::join!(open(&dir, "custom_sessions"), open(&dir, "custom_sessions"));
+    let (a, b) = (a?, b?);
+    a.create_schema().await?;
+    b.create_schema().await?;
+    let r = Record::new(SessionId::generate());
+    a.create(&r).await?;
+    assert!(b.load(&r.id).await?.is_some(), "both see one table");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_table_name_is_a_config_error() {
+    let err = SqliteStore::builder("sqlite::memory:")
+        .table("x\"; DROP TABLE y; --")
+        .connect()
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, session_core::Error::Config(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn in_memory_database_keeps_sessions() -> anyhow::Result<()> {
+    let store = SqliteStore::builder("sqlite::memory:")
+        .create_schema(true)
+        .connect()
+        .await?;
+    let r = Record::new(SessionId::generate());
+    store.create(&r).await?;
+    assert!(store.load(&r.id).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn prune_task_deletes_expired_rows() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("p.db").display().to_string();
+    let store = SqliteStore::builder(&path)
+        .create_schema(true)
+        .prune_interval(Some(Duration::from_millis(10)))
+        .connect()
+        .await?;
+    let r = Record::new(SessionId::generate());
+    store.create(&r).await?;
+    sqlx::query(r#"UPDATE "Sessions" SET expires = '2000-01-01 00:00:00.000 +00:00'"#)
+        .execute(store.pool())
+        .await?;
+    loop {
+        let (n,): (i64,) = sqlx::query_as(r#"SELECT COUNT(*) FROM "Sessions""#)
+            .fetch_one(store.pool())
+            .await?;
+        if n == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn unopenable_path_is_a_clear_error() {
+    let err = SqliteStore::builder("/nonexistent-dir/for/sure/s.db")
+        .connect()
+        .await
+        .expect_err("cannot open");
+    assert!(err.to_string().contains("open SQLite database"), "{err}");
+}
