@@ -1,1 +1,285 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! - `conformance [--backend NAME]... [--require]`: finds or starts a server
+//!   for each backend, runs the shared conformance suite against it and
+//!   prints a table.
+//! - `ci`: formatting, clippy, the conformance suite on every backend (all
+//!   required), then every other test.
+//! - `servers`: finds or starts the servers and prints their URLs, then
+//!   waits (handy for running single tests by hand).
+
+mod servers;
+
+use anyhow::{bail, Context, Result};
+use servers::Servers;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// A store backend: its name, crate and the server it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Memory,
+    Sqlite,
+    Redis,
+    Postgres,
+    Mongo,
+}
+
+impl Backend {
+    const ALL: [Backend; 5] = [
+        Backend::Memory,
+        Backend::Sqlite,
+        Backend::Redis,
+        Backend::Postgres,
+        Backend::Mongo,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Sqlite => "sqlite",
+            Backend::Redis => "redis",
+            Backend::Postgres => "postgres",
+            Backend::Mongo => "mongo",
+        }
+    }
+
+    fn package(self) -> String {
+        format!("store-{}", self.name())
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .with_context(|| format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo"))
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("conformance") => {
+            let (backends, require) = parse_conformance_args(&args[1..])?;
+            let mut servers = Servers::default();
+            let rows = conformance(&backends, &mut servers)?;
+            print_table(&rows);
+            check_rows(&rows, require)
+        }
+        Some("ci") => ci(),
+        Some("servers") => {
+            let mut servers = Servers::default();
+            for b in Backend::ALL {
+                match servers.ensure(b) {
+                    Ok(Some((var, url, how))) => println!("{var}={url}   # {how}"),
+                    Ok(None) => {}
+                    Err(e) => println!("# {}: {e:#}", b.name()),
+                }
+            }
+            println!("# servers started here stop when you press Enter");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            Ok(())
+        }
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n  conformance [--backend NAME]... [--require]\n  ci\n  servers"
+            );
+            std::process::exit(2)
+        }
+    }
+}
+
+fn workspace_root() -> Result<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent()
+        .map(|p| p.to_path_buf())
+        .context("xtask has no parent directory")
+}
+
+fn parse_conformance_args(args: &[String]) -> Result<(Vec<Backend>, bool)> {
+    let mut backends = Vec::new();
+    let mut require = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--backend" => backends.push(Backend::parse(it.next().context("--backend needs a name")?)?),
+            "--require" => require = true,
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    if backends.is_empty() {
+        backends = Backend::ALL.to_vec();
+    } else {
+        // Backends named explicitly are required.
+        require = true;
+    }
+    Ok((backends, require))
+}
+
+/// One line of the conformance table.
+#[derive(Debug)]
+struct Row {
+    backend: Backend,
+    server: String,
+    passed: u32,
+    failed: u32,
+    skipped: u32,
+    seconds: f64,
+    ran: bool,
+}
+
+fn conformance(backends: &[Backend], servers: &mut Servers) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &b in backends {
+        let server = match servers.ensure(b) {
+            Ok(Some((_, url, how))) => format!("{how}: {url}"),
+            Ok(None) => "embedded".to_owned(),
+            Err(e) => {
+                eprintln!("xtask: no {} server: {e:#}", b.name());
+                rows.push(Row {
+                    backend: b,
+                    server: format!("unavailable ({e})"),
+                    passed: 0,
+                    failed: 0,
+                    skipped: 32,
+                    seconds: 0.0,
+                    ran: false,
+                });
+                continue;
+            }
+        };
+        eprintln!("xtask: conformance on {} ({server})", b.name());
+        let start = Instant::now();
+        let mut cmd = Command::new(cargo());
+        cmd.args(["test", "-p", &b.package(), "--test", "conformance", "--", "--format=terse"]);
+        servers.apply_env(&mut cmd);
+        let out = cmd.stderr(Stdio::inherit()).output().context("running cargo test")?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        print!("{stdout}");
+        let (passed, failed, skipped) = parse_libtest(&stdout);
+        rows.push(Row {
+            backend: b,
+            server,
+            passed,
+            // A build failure or crash counts as a failure even without a summary line.
+            failed: if out.status.success() { failed } else { failed.max(1) },
+            skipped,
+            seconds: start.elapsed().as_secs_f64(),
+            ran: true,
+        });
+    }
+    Ok(rows)
+}
+
+/// Sums `test result: ok. N passed; M failed; K ignored` lines.
+fn parse_libtest(out: &str) -> (u32, u32, u32) {
+    let mut sums = (0, 0, 0);
+    for line in out.lines().filter(|l| l.starts_with("test result:")) {
+        let num = |what: &str| -> u32 {
+            line.split(';')
+                .find(|part| part.trim().ends_with(what))
+                .and_then(|part| part.split_whitespace().rev().nth(1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        sums.0 += num("passed");
+        sums.1 += num("failed");
+        sums.2 += num("ignored");
+    }
+    sums
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!("| backend  | passed | failed | skipped | seconds | server");
+    println!("|----------|-------:|-------:|--------:|--------:|-------");
+    for r in rows {
+        println!(
+            "| {:<8} | {:>6} | {:>6} | {:>7} | {:>7.1} | {}",
+            r.backend.name(),
+            r.passed,
+            r.failed,
+            r.skipped,
+            r.seconds,
+            r.server
+        );
+    }
+    println!();
+}
+
+fn check_rows(rows: &[Row], require: bool) -> Result<()> {
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.failed > 0 || (r.ran && r.passed == 0))
+        .map(|r| r.backend.name())
+        .collect();
+    if !failed.is_empty() {
+        bail!("conformance failed on: {}", failed.join(", "));
+    }
+    let missing: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.ran || r.skipped > 0)
+        .map(|r| r.backend.name())
+        .collect();
+    if require && !missing.is_empty() {
+        bail!("required backends did not run (or skipped cases): {}", missing.join(", "));
+    }
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+fn run(step: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: == {step}");
+    let start = Instant::now();
+    let status = cmd.status().with_context(|| format!("starting {step}"))?;
+    eprintln!("xtask: {step} took {:.1}s", start.elapsed().as_secs_f64());
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let start = Instant::now();
+    run("cargo fmt --check", Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
+    run(
+        "clippy",
+        Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    let mut servers = Servers::default();
+    let rows = conformance(&Backend::ALL, &mut servers)?;
+    print_table(&rows);
+    check_rows(&rows, true)?;
+    let mut tests = Command::new(cargo());
+    tests.args(["test", "--workspace", "--no-fail-fast", "--", "--skip", "conformance::"]);
+    servers.apply_env(&mut tests);
+    run("tests (conformance cases excluded: they ran above)", &mut tests)?;
+    print_table(&rows);
+    eprintln!("xtask: ci passed in {:.0}s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_summaries_are_summed() {
+        let out = "....\ntest result: ok. 30 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 1.0s\n\
+                   test result: FAILED. 1 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        assert_eq!(parse_libtest(out), (31, 3, 2));
+        assert_eq!(parse_libtest("garbage"), (0, 0, 0));
+    }
+
+    #[test]
+    fn backend_names_parse() {
+        assert_eq!(Backend::parse("redis").ok(), Some(Backend::Redis));
+        assert!(Backend::parse("oracle").is_err());
+    }
+}
