@@ -52,7 +52,9 @@ impl Backend {
         Backend::ALL
             .into_iter()
             .find(|b| b.name() == s)
-            .with_context(|| format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo"))
+            .with_context(|| {
+                format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo")
+            })
     }
 }
 
@@ -105,7 +107,9 @@ fn parse_conformance_args(args: &[String]) -> Result<(Vec<Backend>, bool)> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--backend" => backends.push(Backend::parse(it.next().context("--backend needs a name")?)?),
+            "--backend" => backends.push(Backend::parse(
+                it.next().context("--backend needs a name")?,
+            )?),
             "--require" => require = true,
             other => bail!("unknown argument {other:?}"),
         }
@@ -154,9 +158,20 @@ fn conformance(backends: &[Backend], servers: &mut Servers) -> Result<Vec<Row>> 
         eprintln!("xtask: conformance on {} ({server})", b.name());
         let start = Instant::now();
         let mut cmd = Command::new(cargo());
-        cmd.args(["test", "-p", &b.package(), "--test", "conformance", "--", "--format=terse"]);
+        cmd.args([
+            "test",
+            "-p",
+            &b.package(),
+            "--test",
+            "conformance",
+            "--",
+            "--format=terse",
+        ]);
         servers.apply_env(&mut cmd);
-        let out = cmd.stderr(Stdio::inherit()).output().context("running cargo test")?;
+        let out = cmd
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running cargo test")?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         print!("{stdout}");
         let (passed, failed, skipped) = parse_libtest(&stdout);
@@ -165,7 +180,11 @@ fn conformance(backends: &[Backend], servers: &mut Servers) -> Result<Vec<Row>> 
             server,
             passed,
             // A build failure or crash counts as a failure even without a summary line.
-            failed: if out.status.success() { failed } else { failed.max(1) },
+            failed: if out.status.success() {
+                failed
+            } else {
+                failed.max(1)
+            },
             skipped,
             seconds: start.elapsed().as_secs_f64(),
             ran: true,
@@ -225,7 +244,10 @@ fn check_rows(rows: &[Row], require: bool) -> Result<()> {
         .map(|r| r.backend.name())
         .collect();
     if require && !missing.is_empty() {
-        bail!("required backends did not run (or skipped cases): {}", missing.join(", "));
+        bail!(
+            "required backends did not run (or skipped cases): {}",
+            missing.join(", ")
+        );
     }
     Ok(())
 }
@@ -247,19 +269,39 @@ fn run(step: &str, cmd: &mut Command) -> Result<()> {
 
 fn ci() -> Result<()> {
     let start = Instant::now();
-    run("cargo fmt --check", Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
+    run(
+        "cargo fmt --check",
+        Command::new(cargo()).args(["fmt", "--all", "--check"]),
+    )?;
     run(
         "clippy",
-        Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        Command::new(cargo()).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     let mut servers = Servers::default();
     let rows = conformance(&Backend::ALL, &mut servers)?;
     print_table(&rows);
     check_rows(&rows, true)?;
     let mut tests = Command::new(cargo());
-    tests.args(["test", "--workspace", "--no-fail-fast", "--", "--skip", "conformance::"]);
+    tests.args([
+        "test",
+        "--workspace",
+        "--no-fail-fast",
+        "--",
+        "--skip",
+        "conformance::",
+    ]);
     servers.apply_env(&mut tests);
-    run("tests (conformance cases excluded: they ran above)", &mut tests)?;
+    run(
+        "tests (conformance cases excluded: they ran above)",
+        &mut tests,
+    )?;
     print_table(&rows);
     eprintln!("xtask: ci passed in {:.0}s", start.elapsed().as_secs_f64());
     Ok(())

@@ -23,7 +23,11 @@ const SECANTUS_VERSION: &str = "SecantusDB==0.7.0b3";
 /// A server process started by xtask; stopped on drop.
 enum Started {
     Child(Child),
-    PgCtl { bin: PathBuf, data: PathBuf, user: Option<String> },
+    PgCtl {
+        bin: PathBuf,
+        data: PathBuf,
+        user: Option<String>,
+    },
 }
 
 impl Drop for Started {
@@ -35,7 +39,9 @@ impl Drop for Started {
             }
             Started::PgCtl { bin, data, user } => {
                 let mut cmd = as_user(user.as_deref(), &bin.join("pg_ctl"));
-                cmd.args(["-D"]).arg(&*data).args(["-m", "immediate", "stop"]);
+                cmd.args(["-D"])
+                    .arg(&*data)
+                    .args(["-m", "immediate", "stop"]);
                 let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
                 let _ = std::fs::remove_dir_all(&*data);
             }
@@ -90,7 +96,10 @@ impl Servers {
             Backend::Memory | Backend::Sqlite => bail!("embedded backend"),
         };
         if listening(port) {
-            return Ok((url.to_owned(), format!("already listening on 127.0.0.1:{port}")));
+            return Ok((
+                url.to_owned(),
+                format!("already listening on 127.0.0.1:{port}"),
+            ));
         }
         let started = match b {
             Backend::Redis => self.start_redis(),
@@ -118,7 +127,16 @@ impl Servers {
         let dir = temp_dir("redis")?;
         let port = free_port()?;
         let child = Command::new(&bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -127,13 +145,20 @@ impl Servers {
             .context("starting redis-server")?;
         self.started.push(Started::Child(child));
         wait_for_port(port, Duration::from_secs(20))?;
-        Ok((format!("redis://127.0.0.1:{port}"), format!("started {}", bin.display())))
+        Ok((
+            format!("redis://127.0.0.1:{port}"),
+            format!("started {}", bin.display()),
+        ))
     }
 
     fn start_postgres(&mut self) -> Result<(String, String)> {
         let bin = postgres_bin_dir().context("initdb/pg_ctl not found")?;
         let dir = temp_dir("pg")?;
-        let user = if is_root() { Some("postgres".to_owned()) } else { None };
+        let user = if is_root() {
+            Some("postgres".to_owned())
+        } else {
+            None
+        };
         if let Some(u) = &user {
             let ok = Command::new("chown").arg(u).arg(&dir).status()?.success();
             if !ok {
@@ -151,7 +176,10 @@ impl Servers {
             bail!("initdb failed");
         }
         let port = free_port()?;
-        let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -k {}", dir.display());
+        let opts = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {}",
+            dir.display()
+        );
         let status = as_user(user.as_deref(), &bin.join("pg_ctl"))
             .arg("-D")
             .arg(&data)
@@ -161,7 +189,11 @@ impl Servers {
             .stdout(Stdio::null())
             .status()
             .context("running pg_ctl start")?;
-        self.started.push(Started::PgCtl { bin: bin.clone(), data, user });
+        self.started.push(Started::PgCtl {
+            bin: bin.clone(),
+            data,
+            user,
+        });
         if !status.success() {
             bail!("pg_ctl start failed");
         }
@@ -181,19 +213,41 @@ impl Servers {
             .status()
             .is_ok_and(|s| s.success());
         if !installed {
-            eprintln!("xtask: installing {SECANTUS_VERSION} into {}", venv.display());
-            let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status()?.success()
+            eprintln!(
+                "xtask: installing {SECANTUS_VERSION} into {}",
+                venv.display()
+            );
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()?
+                .success()
                 && Command::new(venv.join("bin").join("pip"))
-                    .args(["install", "--quiet", "--disable-pip-version-check", SECANTUS_VERSION])
+                    .args([
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        SECANTUS_VERSION,
+                    ])
                     .status()?
                     .success();
             if !ok {
-                bail!("could not install {SECANTUS_VERSION} into {}", venv.display());
+                bail!(
+                    "could not install {SECANTUS_VERSION} into {}",
+                    venv.display()
+                );
             }
         }
         let port = free_port()?;
         let child = Command::new(&python)
-            .args(["-m", "secantus", "--port", &port.to_string(), "--storage-path", ":memory:"])
+            .args([
+                "-m",
+                "secantus",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+                ":memory:",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

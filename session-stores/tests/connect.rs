@@ -1,0 +1,62 @@
+//! `connect(url)` against real backends and with bad input.
+
+use session_core::{Error, Record, SessionId};
+
+fn config_message(err: Error) -> String {
+    match err {
+        Error::Config(msg) => msg.into_owned(),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn memory_and_sqlite_urls_give_working_stores() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = format!(
+        "sqlite://{}?ttl=60&table=app_sessions",
+        dir.path().join("s.db").display()
+    );
+    for url in [
+        "memory://",
+        "memory://?capacity=10&ttl=60",
+        "sqlite::memory:",
+        file.as_str(),
+    ] {
+        let store = session_stores::connect(url).await?;
+        let r = Record::new(SessionId::generate());
+        store.create(&r).await?;
+        assert!(store.load(&r.id).await?.is_some(), "{url}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_urls_are_clear_errors() {
+    let cases = [
+        ("oracle://db", "unknown store URL scheme \"oracle\""),
+        ("memory://?colour=red", "unknown option \"colour\""),
+        ("memory://?ttl=tomorrow", "ttl=\"tomorrow\""),
+        ("sqlite://", "no path"),
+        ("sqlite::memory:?table=bad;name", "table name"),
+        ("sqlite::memory:?create_schema=perhaps", "create_schema"),
+        ("justtext", "no scheme"),
+    ];
+    for (url, want) in cases {
+        let err = match session_stores::connect(url).await {
+            Ok(_) => panic!("{url} was accepted"),
+            Err(e) => e,
+        };
+        let msg = config_message(err);
+        assert!(msg.contains(want), "{url}: {msg}");
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+#[tokio::test]
+async fn backend_with_feature_off_names_the_feature() {
+    let err = session_stores::connect("redis://127.0.0.1:6379")
+        .await
+        .err();
+    let msg = config_message(err.expect("refused"));
+    assert!(msg.contains("`redis` cargo feature"), "{msg}");
+}
