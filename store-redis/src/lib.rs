@@ -1,1 +1,565 @@
-//! Work in progress.
+//! A Redis session store with [connect-redis]'s layout, so a Node service
+//! using `express-session` + `connect-redis` and a Rust service using this
+//! crate read and write the same sessions.
+//!
+//! | what | layout |
+//! |---|---|
+//! | key | `sess:<id>` (prefix configurable with [`RedisStoreBuilder::prefix`]) |
+//! | value | the session as express-session JSON, `{"cookie":{…},…data}` |
+//! | TTL | `ceil((cookie.expires − now) / 1 s)`, or the default TTL (one day) when the cookie has no expiry; a TTL ≤ 0 deletes the key |
+//!
+//! The contract of [`Store`] maps onto single atomic commands:
+//!
+//! | operation | command | meaning of the reply |
+//! |---|---|---|
+//! | `load` | `GET` | nil: no live session (Redis expires keys itself) |
+//! | `create` | `SET key json NX EX ttl` | nil: a live session has this id, [`Error::Collision`] |
+//! | `save` | `SET key json XX EX ttl` | nil: destroyed or expired meanwhile, [`WriteOutcome::Gone`]: never resurrected |
+//! | `touch` | `EXPIRE key ttl` | 0: [`WriteOutcome::Gone`]; the JSON is never rewritten |
+//! | `destroy` | `DEL` | |
+//! | `ids` / `count` / `clear` | `SCAN MATCH prefix* COUNT n` (never `KEYS`), then `DEL` in batches for `clear` | |
+//!
+//! `delete_expired` is not implemented (Redis deletes expired keys itself):
+//! [`Store::capabilities`] says so.
+//!
+//! The connection is a [`redis::aio::ConnectionManager`]: one multiplexed
+//! connection that reconnects by itself. Connecting is bounded by
+//! [`RedisStoreBuilder::connect_timeout`] and every command by
+//! [`RedisStoreBuilder::response_timeout`], so a server that is down gives a
+//! transient [`Error::Unavailable`], never a hang.
+//!
+//! ```
+//! use session_core::{Record, SessionId, Store};
+//! use store_redis::RedisStore;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), session_core::Error> {
+//! # let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+//! let store = RedisStore::builder(url) // e.g. "redis://127.0.0.1:6379"
+//!     .prefix("myapp:sess:")
+//!     .connect_timeout(Duration::from_secs(2))
+//!     .connect()
+//!     .await?;
+//! let record = Record::new(SessionId::generate());
+//! store.create(&record).await?;
+//! assert!(store.load(&record.id).await?.is_some());
+//! store.destroy(&record.id).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Redis Cluster is not supported yet: the store talks to one node (`SCAN`
+//! is per node, so `ids`/`count`/`clear` would need to visit every master).
+//!
+//! [connect-redis]: https://github.com/tj/connect-redis
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, Value};
+use session_core::time::{self, Timestamp};
+use session_core::{
+    Capabilities, Error, Record, Result, SessionId, Store, WriteOutcome, DEFAULT_TTL,
+};
+use std::fmt;
+use std::time::Duration;
+use tracing::{debug, warn, Instrument};
+
+/// connect-redis's default key prefix.
+pub const DEFAULT_PREFIX: &str = "sess:";
+
+/// How long connecting may take by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one command may take by default.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `SCAN … COUNT` hint by default (connect-redis's `scanCount`).
+pub const DEFAULT_SCAN_COUNT: u32 = 100;
+
+/// Configures a [`RedisStore`]. Start with [`RedisStore::builder`].
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    default_ttl: Duration,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    scan_count: u32,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("default_ttl", &self.default_ttl)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("scan_count", &self.scan_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Key prefix (default `"sess:"`, like connect-redis). Keys are
+    /// `prefix + id`. Give each application its own prefix when they share a
+    /// Redis database; `clear` deletes only keys under this prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// TTL for sessions whose cookie has no expiry (default one day, like
+    /// connect-redis's `ttl`).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Upper bound on [`RedisStoreBuilder::connect`] (all attempts together)
+    /// and on each later reconnection attempt (default 10 s). A server that is
+    /// down yields [`Error::Unavailable`] after at most this long.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Upper bound on one command's round trip (default 10 s): a server that
+    /// accepts connections but does not answer yields [`Error::Unavailable`].
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The `COUNT` hint of the `SCAN` calls behind `ids`, `count` and
+    /// `clear` (default 100). Larger means fewer round trips, each blocking
+    /// Redis a little longer.
+    pub fn scan_count(mut self, count: u32) -> Self {
+        self.scan_count = count.max(1);
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
+            return Err(Error::Config(
+                "redis timeouts must be greater than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Connects (waiting for the first connection, bounded by the connect
+    /// timeout) and returns the store.
+    ///
+    /// A malformed URL is [`Error::Config`]; a server that cannot be
+    /// reached is [`Error::Unavailable`].
+    pub async fn connect(self) -> Result<RedisStore> {
+        self.check()?;
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| Error::Config(format!("invalid Redis URL: {e}").into()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.response_timeout)
+            .set_number_of_retries(2)
+            .set_max_delay(500);
+        // One bound for everything: the attempts, their back-off and a PING
+        // proving that the server answers.
+        let manager = tokio::time::timeout(self.connect_timeout, async {
+            let mut manager = ConnectionManager::new_with_config(client, config).await?;
+            redis::cmd("PING").query_async::<()>(&mut manager).await?;
+            Ok::<_, RedisError>(manager)
+        })
+        .await
+        .map_err(|elapsed| Error::unavailable("connecting to Redis", elapsed))?
+        .map_err(|e| classify("connecting to Redis", e))?;
+        debug!(prefix = %self.prefix, "connected to Redis");
+        Ok(self.with_connection(manager))
+    }
+
+    /// Builds the store on a connection you already have (to share one
+    /// [`ConnectionManager`] with the rest of the application). The URL and
+    /// timeouts given to this builder are not used: the manager's own apply.
+    pub fn with_connection(self, manager: ConnectionManager) -> RedisStore {
+        RedisStore {
+            conn: manager,
+            prefix: self.prefix.into(),
+            default_ttl: self.default_ttl,
+            scan_count: self.scan_count,
+        }
+    }
+}
+
+/// The Redis store. Cloning is cheap and shares the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: Box<str>,
+    default_ttl: Duration,
+    scan_count: u32,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("default_ttl", &self.default_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a driver error: connection trouble and timeouts are transient.
+fn classify(context: &'static str, e: RedisError) -> Error {
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::BusyLoadingError
+                | ErrorKind::TryAgain
+                | ErrorKind::ClusterDown
+                | ErrorKind::MasterDown
+                | ErrorKind::ClusterConnectionNotFound
+        );
+    if transient {
+        Error::unavailable(context, e)
+    } else {
+        Error::backend(context, e)
+    }
+}
+
+/// Escapes the glob characters of `SCAN MATCH` so a prefix matches literally.
+fn escape_glob(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('*');
+    out
+}
+
+impl RedisStore {
+    /// Configures a store for the server at `url` (`redis://[user:pass@]host:port[/db]`,
+    /// `rediss://` for TLS when the `redis` crate is built with TLS).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            default_ttl: DEFAULT_TTL,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            scan_count: DEFAULT_SCAN_COUNT,
+        }
+    }
+
+    /// Connects to `url` with the default options.
+    pub async fn connect(url: impl Into<String>) -> Result<RedisStore> {
+        RedisStore::builder(url).connect().await
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The Redis key of a session: `prefix + id`.
+    pub fn key(&self, id: &SessionId) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + id.as_str().len());
+        key.push_str(&self.prefix);
+        key.push_str(id.as_str());
+        key
+    }
+
+    /// The connection, for commands of your own (and for tests).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Seconds to keep a record expiring at `expires` (the default TTL when
+    /// `None`), rounded up like connect-redis; ≤ 0 means already expired.
+    fn ttl(&self, expires: Option<Timestamp>) -> i64 {
+        let now = time::now();
+        let at = time::store_expiry(expires, self.default_ttl, now);
+        time::ttl_secs(&at, &now)
+    }
+
+    /// Every key under the prefix, one `SCAN` page at a time.
+    async fn scan_keys(&self, context: &'static str) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let pattern = escape_glob(&self.prefix);
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
+        loop {
+            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(self.scan_count)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify(context, e))?;
+            keys.extend(page);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // SCAN may return a key more than once.
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    async fn del(&self, key: &str, context: &'static str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| classify(context, e))?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let span = tracing::debug_span!("redis.load", id = ?id);
+        async {
+            let mut conn = self.conn.clone();
+            let raw: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(self.key(id))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify("loading a session", e))?;
+            debug!(found = raw.is_some());
+            match raw {
+                None => Ok(None),
+                Some(bytes) => Record::from_json_slice(id.clone(), &bytes).map(Some),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn create(&self, record: &Record) -> Result<()> {
+        let span = tracing::debug_span!("redis.create", id = ?record.id);
+        async {
+            let json = record.to_json_vec()?;
+            let key = self.key(&record.id);
+            let mut conn = self.conn.clone();
+            let ttl = self.ttl(record.cookie.expires);
+            if ttl <= 0 {
+                // Nothing to store, but a live record with this id is still a collision.
+                let exists: i64 = redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| classify("creating a session", e))?;
+                debug!(ttl, exists, "create with past expiry stores nothing");
+                return if exists > 0 {
+                    Err(Error::Collision)
+                } else {
+                    Ok(())
+                };
+            }
+            let reply: Value = redis::cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify("creating a session", e))?;
+            let created = reply != Value::Nil;
+            debug!(ttl, created);
+            if !created {
+                Err(Error::Collision)
+            } else {
+                Ok(())
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn save(&self, record: &Record) -> Result<WriteOutcome> {
+        let span = tracing::debug_span!("redis.save", id = ?record.id);
+        async {
+            let json = record.to_json_vec()?;
+            let key = self.key(&record.id);
+            let ttl = self.ttl(record.cookie.expires);
+            if ttl <= 0 {
+                let deleted = self.del(&key, "saving a session").await?;
+                debug!(ttl, deleted, "save with past expiry deletes");
+                return Ok(if deleted {
+                    WriteOutcome::Written
+                } else {
+                    WriteOutcome::Gone
+                });
+            }
+            let mut conn = self.conn.clone();
+            let reply: Value = redis::cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .arg("XX")
+                .arg("EX")
+                .arg(ttl)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify("saving a session", e))?;
+            let outcome = if reply == Value::Nil {
+                WriteOutcome::Gone
+            } else {
+                WriteOutcome::Written
+            };
+            debug!(ttl, ?outcome);
+            Ok(outcome)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn touch(&self, id: &SessionId, expires: Option<Timestamp>) -> Result<WriteOutcome> {
+        let span = tracing::debug_span!("redis.touch", id = ?id);
+        async {
+            let key = self.key(id);
+            let ttl = self.ttl(expires);
+            if ttl <= 0 {
+                let deleted = self.del(&key, "touching a session").await?;
+                debug!(ttl, deleted, "touch with past expiry deletes");
+                return Ok(if deleted {
+                    WriteOutcome::Written
+                } else {
+                    WriteOutcome::Gone
+                });
+            }
+            let mut conn = self.conn.clone();
+            let set: i64 = redis::cmd("EXPIRE")
+                .arg(&key)
+                .arg(ttl)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify("touching a session", e))?;
+            let outcome = if set == 1 {
+                WriteOutcome::Written
+            } else {
+                WriteOutcome::Gone
+            };
+            debug!(ttl, ?outcome);
+            Ok(outcome)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn destroy(&self, id: &SessionId) -> Result<()> {
+        let span = tracing::debug_span!("redis.destroy", id = ?id);
+        async {
+            let deleted = self.del(&self.key(id), "destroying a session").await?;
+            debug!(deleted);
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL.without_delete_expired()
+    }
+
+    async fn ids(&self) -> Result<Vec<SessionId>> {
+        let span = tracing::debug_span!("redis.ids");
+        async {
+            let keys = self.scan_keys("listing sessions").await?;
+            let mut ids = Vec::with_capacity(keys.len());
+            let mut skipped = 0usize;
+            for key in &keys {
+                match key.strip_prefix(&*self.prefix).map(SessionId::parse) {
+                    Some(Ok(id)) => ids.push(id),
+                    _ => skipped += 1,
+                }
+            }
+            if skipped > 0 {
+                warn!(
+                    skipped,
+                    "keys under the session prefix that are not session ids were skipped"
+                );
+            }
+            debug!(count = ids.len());
+            Ok(ids)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn count(&self) -> Result<u64> {
+        let span = tracing::debug_span!("redis.count");
+        async {
+            let n = self.scan_keys("counting sessions").await?.len() as u64;
+            debug!(count = n);
+            Ok(n)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        let span = tracing::debug_span!("redis.clear");
+        async {
+            let keys = self.scan_keys("clearing sessions").await?;
+            let mut conn = self.conn.clone();
+            for batch in keys.chunks(500) {
+                let _: i64 = redis::cmd("DEL")
+                    .arg(batch)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| classify("clearing sessions", e))?;
+            }
+            debug!(deleted = keys.len());
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_in_prefix_are_escaped() {
+        assert_eq!(escape_glob("sess:"), "sess:*");
+        assert_eq!(escape_glob("a*b?[c]\\d"), "a\\*b\\?\\[c\\]\\\\d*");
+    }
+
+    #[test]
+    fn debug_never_prints_the_url() {
+        let b = RedisStore::builder("redis://:hunter2@127.0.0.1:6379");
+        assert!(!format!("{b:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn zero_timeout_is_a_config_error() {
+        let err = RedisStore::builder("redis://127.0.0.1:1")
+            .connect_timeout(Duration::ZERO)
+            .connect()
+            .await;
+        assert!(matches!(err, Err(Error::Config(_))), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn malformed_url_is_a_config_error() {
+        let err = RedisStore::builder("not a url").connect().await;
+        assert!(matches!(err, Err(Error::Config(_))), "{err:?}");
+    }
+}
