@@ -1,1 +1,19 @@
-//! Work in progress.
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+mod cookie;
+mod error;
+mod service;
+mod session;
+
+pub use config::{SameSitePolicy, SecurePolicy, SessionConfig, SessionConfigBuilder, UnsetPolicy};
+pub use error::{MissingSession, SessionError};
+pub use service::{SecureConnection, SessionLayer, SessionService};
+pub use session::Session;
+
+#[doc(inline)]
+pub use session_core::{
+    time, CookieMeta, Error, Priority, Record, SameSite, SessionId, Store, WriteOutcome,
+};

@@ -1,0 +1,504 @@
+//! The middleware's configuration: express-session's options with the
+//! recommended values as defaults.
+
+use crate::cookie;
+use http::StatusCode;
+use session_core::time::{self, Timestamp};
+use session_core::{CookieMeta, Error, Priority, SameSite, Secret, SessionId, Signer, DEFAULT_TTL};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `Secure` cookie attribute policy (express-session's `cookie.secure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SecurePolicy {
+    /// No `Secure` attribute (express-session's `false`, the default).
+    #[default]
+    Never,
+    /// Always `Secure`: the cookie is only sent (and only set) over HTTPS.
+    Always,
+    /// `Secure` when the request that creates the session is secure
+    /// (express-session's `"auto"`): see [`SessionConfigBuilder::proxy`].
+    Auto,
+}
+
+/// The `SameSite` cookie attribute policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SameSitePolicy {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax` (the default here; express-session sets none by default).
+    #[default]
+    Lax,
+    /// `SameSite=None`: the cookie is sent on cross-site requests. Needs `Secure`.
+    None,
+    /// `None` when the request that creates the session is secure, `Lax` otherwise
+    /// (browsers refuse `SameSite=None` without `Secure`).
+    Auto,
+    /// No `SameSite` attribute (express-session's default; browsers then apply their own).
+    Omit,
+}
+
+/// What happens to the stored session when a handler calls
+/// [`Session::unset`](crate::Session::unset) (express-session's `unset`, for
+/// `delete req.session` / `req.session = null`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UnsetPolicy {
+    /// Keep the stored session; this request's changes are discarded (the default).
+    #[default]
+    Keep,
+    /// Delete the stored session at the end of the request.
+    Destroy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    Browser,
+    MaxAge(Duration),
+    At(Timestamp),
+}
+
+type GenId = Arc<dyn Fn() -> SessionId + Send + Sync>;
+
+/// The session middleware's configuration. Build it with
+/// [`SessionConfig::builder`]; every value is checked once, in
+/// [`SessionConfigBuilder::build`].
+#[derive(Clone)]
+pub struct SessionConfig {
+    pub(crate) name: String,
+    pub(crate) signer: Signer,
+    expiry: Expiry,
+    pub(crate) domain: Option<String>,
+    pub(crate) path: String,
+    http_only: bool,
+    pub(crate) secure: SecurePolicy,
+    same_site: SameSitePolicy,
+    partitioned: bool,
+    priority: Option<Priority>,
+    pub(crate) resave: bool,
+    pub(crate) save_uninitialized: bool,
+    pub(crate) rolling: bool,
+    pub(crate) unset: UnsetPolicy,
+    pub(crate) proxy: Option<bool>,
+    genid: GenId,
+    pub(crate) store_default_ttl: Duration,
+    pub(crate) touch_after: Option<Duration>,
+    pub(crate) error_status: StatusCode,
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("name", &self.name)
+            .field("secrets", &"<redacted>")
+            .field("expiry", &self.expiry)
+            .field("domain", &self.domain)
+            .field("path", &self.path)
+            .field("http_only", &self.http_only)
+            .field("secure", &self.secure)
+            .field("same_site", &self.same_site)
+            .field("partitioned", &self.partitioned)
+            .field("priority", &self.priority)
+            .field("resave", &self.resave)
+            .field("save_uninitialized", &self.save_uninitialized)
+            .field("rolling", &self.rolling)
+            .field("unset", &self.unset)
+            .field("proxy", &self.proxy)
+            .field("store_default_ttl", &self.store_default_ttl)
+            .field("touch_after", &self.touch_after)
+            .field("error_status", &self.error_status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionConfig {
+    /// Starts a configuration with the defaults: cookie `connect.sid`, `Path=/`,
+    /// `HttpOnly`, `SameSite=Lax`, not `Secure`, a browser-session cookie (no
+    /// `Expires`), `resave = false`, `save_uninitialized = false`,
+    /// `rolling = false`, `unset = Keep`, `proxy = None`, no `touch_after`,
+    /// store errors answered with 503. A secret is required.
+    pub fn builder() -> SessionConfigBuilder {
+        SessionConfigBuilder {
+            name: "connect.sid".to_owned(),
+            secrets: Vec::new(),
+            error: None,
+            expiry: Expiry::Browser,
+            domain: None,
+            path: "/".to_owned(),
+            http_only: true,
+            secure: SecurePolicy::Never,
+            same_site: SameSitePolicy::Lax,
+            partitioned: false,
+            priority: None,
+            resave: false,
+            save_uninitialized: false,
+            rolling: false,
+            unset: UnsetPolicy::Keep,
+            proxy: None,
+            genid: None,
+            store_default_ttl: DEFAULT_TTL,
+            touch_after: None,
+            error_status: StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The cookie name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cookie path; requests outside it get no session.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub(crate) fn generate_id(&self) -> SessionId {
+        (self.genid)()
+    }
+
+    /// The cookie metadata of a new session (express-session's `new Cookie(options)`).
+    pub(crate) fn new_cookie(&self, now: Timestamp, request_secure: bool) -> CookieMeta {
+        let mut c = CookieMeta::new();
+        match self.expiry {
+            Expiry::Browser => {}
+            Expiry::MaxAge(d) => c.set_max_age(Some(d), now),
+            Expiry::At(t) => {
+                c.expires = Some(t);
+                c.original_max_age =
+                    Some(t.timestamp_millis().saturating_sub(now.timestamp_millis()));
+            }
+        }
+        c.http_only = Some(self.http_only);
+        c.path = Some(self.path.clone());
+        c.domain = self.domain.clone();
+        c.secure = match self.secure {
+            SecurePolicy::Never => None,
+            SecurePolicy::Always => Some(true),
+            SecurePolicy::Auto => Some(request_secure),
+        };
+        c.same_site = match self.same_site {
+            SameSitePolicy::Strict => Some(SameSite::Strict),
+            SameSitePolicy::Lax => Some(SameSite::Lax),
+            SameSitePolicy::None => Some(SameSite::None),
+            SameSitePolicy::Auto if request_secure => Some(SameSite::None),
+            SameSitePolicy::Auto => Some(SameSite::Lax),
+            SameSitePolicy::Omit => None,
+        };
+        c.partitioned = self.partitioned.then_some(true);
+        c.priority = self.priority;
+        c
+    }
+}
+
+/// Builds a [`SessionConfig`]. Setters never fail; [`build`](Self::build)
+/// reports the first refused value.
+pub struct SessionConfigBuilder {
+    name: String,
+    secrets: Vec<Secret>,
+    error: Option<Error>,
+    expiry: Expiry,
+    domain: Option<String>,
+    path: String,
+    http_only: bool,
+    secure: SecurePolicy,
+    same_site: SameSitePolicy,
+    partitioned: bool,
+    priority: Option<Priority>,
+    resave: bool,
+    save_uninitialized: bool,
+    rolling: bool,
+    unset: UnsetPolicy,
+    proxy: Option<bool>,
+    genid: Option<GenId>,
+    store_default_ttl: Duration,
+    touch_after: Option<Duration>,
+    error_status: StatusCode,
+}
+
+impl fmt::Debug for SessionConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfigBuilder")
+            .field("name", &self.name)
+            .field("secrets", &self.secrets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_error(msg: impl Into<Cow<'static, str>>) -> Error {
+    Error::Config(msg.into())
+}
+
+impl SessionConfigBuilder {
+    fn fail(&mut self, err: Error) {
+        if self.error.is_none() {
+            self.error = Some(err);
+        }
+    }
+
+    /// The cookie name (default `connect.sid`). Must be an RFC 7230 token:
+    /// no spaces, `;`, `=`, `,`, quotes or control characters.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The one secret that signs and verifies cookies (at least 32 bytes).
+    /// Replaces any secret set before.
+    ///
+    /// Use the same secret as a Node service to share its sessions.
+    pub fn secret(self, secret: impl AsRef<[u8]>) -> Self {
+        self.secrets([secret])
+    }
+
+    /// Several secrets for rotation: the first signs, every one verifies.
+    /// A cookie signed with an older secret is re-signed with the first one
+    /// on the next response that finds its session. Replaces any secret set before.
+    pub fn secrets<I>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        self.secrets.clear();
+        for s in secrets {
+            match Secret::new(s) {
+                Ok(s) => self.secrets.push(s),
+                Err(e) => self.fail(e),
+            }
+        }
+        self
+    }
+
+    /// Sessions expire this long after their last request (express-session's
+    /// `cookie.maxAge`): the cookie gets `Expires = now + max_age` and the
+    /// store record the same expiry. Default: a browser-session cookie, and
+    /// the store's default TTL for the record.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.expiry = Expiry::MaxAge(max_age);
+        self
+    }
+
+    /// A fixed expiry instant for new sessions (express-session's
+    /// `cookie.expires`). As in express-session, the time left at creation
+    /// becomes the session's `originalMaxAge`; prefer [`max_age`](Self::max_age).
+    pub fn expires(mut self, at: Timestamp) -> Self {
+        self.expiry = Expiry::At(at);
+        self
+    }
+
+    /// The `Domain` attribute (default none: host-only cookie).
+    ///
+    /// Security: a domain makes the cookie visible to every subdomain.
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The `Path` attribute (default `/`). Requests whose path does not start
+    /// with it get no session at all, as in express-session.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The `HttpOnly` attribute (default `true`).
+    ///
+    /// Security: `false` lets page scripts read the session cookie, so any
+    /// cross-site-scripting bug can steal sessions. Keep it `true`.
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// The `Secure` attribute (default [`SecurePolicy::Never`]).
+    ///
+    /// Security: use [`SecurePolicy::Always`] in production behind HTTPS.
+    /// A secure cookie is never set on a response to an insecure request.
+    pub fn secure(mut self, secure: SecurePolicy) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// The `SameSite` attribute (default [`SameSitePolicy::Lax`]).
+    ///
+    /// Security: `Lax` or `Strict` stop most cross-site request forgery;
+    /// `None` sends the cookie on every cross-site request and requires `Secure`.
+    pub fn same_site(mut self, same_site: SameSitePolicy) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// The `Partitioned` attribute (CHIPS; default off). Requires `Secure`.
+    pub fn partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = partitioned;
+        self
+    }
+
+    /// The `Priority` attribute (default none).
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Save every loaded session at the end of each request even when it was
+    /// not modified (default `false`). Only for stores without a cheap touch;
+    /// it widens the lost-update window between concurrent requests.
+    pub fn resave(mut self, resave: bool) -> Self {
+        self.resave = resave;
+        self
+    }
+
+    /// Save new sessions (and send their cookie) even when nothing was
+    /// stored in them (default `false`).
+    ///
+    /// Privacy: `true` sets a cookie for every visitor before any consent.
+    pub fn save_uninitialized(mut self, save: bool) -> Self {
+        self.save_uninitialized = save;
+        self
+    }
+
+    /// Send the cookie on every response, moving its expiry forward
+    /// (default `false`). Each request then reads the session from the store.
+    pub fn rolling(mut self, rolling: bool) -> Self {
+        self.rolling = rolling;
+        self
+    }
+
+    /// What [`Session::unset`](crate::Session::unset) does to the stored
+    /// session (default [`UnsetPolicy::Keep`]).
+    pub fn unset(mut self, unset: UnsetPolicy) -> Self {
+        self.unset = unset;
+        self
+    }
+
+    /// Whether to trust `X-Forwarded-Proto` to decide if a request is secure
+    /// (for `Secure` cookies and the `Auto` policies).
+    ///
+    /// `Some(true)`: the first value of the header decides. `Some(false)` and
+    /// `None` (the default): only the request itself counts: an `https` URI
+    /// scheme or a [`SecureConnection`](crate::SecureConnection) extension.
+    /// (express-session's unset value defers to express's `trust proxy`,
+    /// which tower has no equivalent of.)
+    ///
+    /// Security: trust the header only behind a proxy that sets it, or
+    /// clients can claim to be on HTTPS.
+    pub fn proxy(mut self, proxy: Option<bool>) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// A custom session id generator (express-session's `genid`). The ids it
+    /// returns are [`SessionId`]s, so they are validated; a generated id that
+    /// already exists in the store is never reused: the middleware asks for
+    /// another one (at most three times).
+    ///
+    /// Security: ids are bearer credentials; keep at least 128 random bits.
+    pub fn genid(mut self, genid: impl Fn() -> SessionId + Send + Sync + 'static) -> Self {
+        self.genid = Some(Arc::new(genid));
+        self
+    }
+
+    /// The store's TTL for sessions with a browser-session cookie (default one
+    /// day, [`DEFAULT_TTL`]). The middleware does not send it to the store
+    /// (configure the store with it); it only uses it to check that
+    /// `touch_after` is shorter.
+    pub fn store_default_ttl(mut self, ttl: Duration) -> Self {
+        self.store_default_ttl = ttl;
+        self
+    }
+
+    /// Skip the store touch of an unmodified session when this process wrote
+    /// or touched it less than `interval` ago (like connect-mongo's
+    /// `touchAfter`). Default: touch on every request, as express-session does.
+    ///
+    /// Must be shorter than `max_age` (and the store's default TTL), or idle
+    /// sessions could expire between two touches.
+    pub fn touch_after(mut self, interval: Duration) -> Self {
+        self.touch_after = Some(interval);
+        self
+    }
+
+    /// The status answered when the store fails (default 503). The body is
+    /// always the status' reason phrase: no internal detail reaches the client.
+    pub fn error_status(mut self, status: StatusCode) -> Self {
+        self.error_status = status;
+        self
+    }
+
+    /// Checks every value and builds the configuration.
+    pub fn build(self) -> Result<SessionConfig, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if !cookie::valid_name(&self.name) {
+            return Err(config_error(
+                "cookie name must be a non-empty token (no spaces, separators or control characters)",
+            ));
+        }
+        let signer = Signer::new(self.secrets)?;
+        if let Some(domain) = &self.domain {
+            if !cookie::valid_domain(domain) {
+                return Err(config_error("cookie domain is not a valid domain name"));
+            }
+        }
+        if !cookie::valid_path(&self.path) {
+            return Err(config_error(
+                "cookie path must start with '/' and contain only printable ASCII without ';'",
+            ));
+        }
+        if self.secure == SecurePolicy::Never {
+            if self.same_site == SameSitePolicy::None {
+                return Err(config_error(
+                    "SameSite=None requires Secure: use SecurePolicy::Always or Auto, or SameSitePolicy::Auto",
+                ));
+            }
+            if self.partitioned {
+                return Err(config_error("Partitioned requires Secure"));
+            }
+        }
+        if !(self.error_status.is_client_error() || self.error_status.is_server_error()) {
+            return Err(config_error("error_status must be a 4xx or 5xx status"));
+        }
+        if let Some(t) = self.touch_after {
+            let lifetime = match self.expiry {
+                Expiry::MaxAge(d) => Some(d),
+                Expiry::Browser => Some(self.store_default_ttl),
+                Expiry::At(_) => None,
+            };
+            if lifetime.is_some_and(|l| t >= l) {
+                return Err(config_error(
+                    "touch_after must be shorter than max_age (or the store's default TTL)",
+                ));
+            }
+        }
+        if let Expiry::At(t) = self.expiry {
+            if t <= time::now() {
+                return Err(config_error("cookie expires is in the past"));
+            }
+        }
+        Ok(SessionConfig {
+            name: self.name,
+            signer,
+            expiry: self.expiry,
+            domain: self.domain,
+            path: self.path,
+            http_only: self.http_only,
+            secure: self.secure,
+            same_site: self.same_site,
+            partitioned: self.partitioned,
+            priority: self.priority,
+            resave: self.resave,
+            save_uninitialized: self.save_uninitialized,
+            rolling: self.rolling,
+            unset: self.unset,
+            proxy: self.proxy,
+            genid: self.genid.unwrap_or_else(|| Arc::new(SessionId::generate)),
+            store_default_ttl: self.store_default_ttl,
+            touch_after: self.touch_after,
+            error_status: self.error_status,
+        })
+    }
+}

@@ -1,0 +1,234 @@
+//! Reading the session cookie from `Cookie` headers and writing
+//! `Set-Cookie`, the way Node's `cookie` package does, with every attribute
+//! value checked so nothing can inject attributes or header lines.
+
+use crate::config::SessionConfig;
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+use session_core::signing::decode_component;
+use session_core::time::Timestamp;
+use session_core::{CookieMeta, Priority, SameSite};
+use std::fmt::Write as _;
+
+/// RFC 7230 `token`: what a cookie name may be.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// A domain name (optionally with a leading dot, as the `cookie` package allows).
+pub(crate) fn valid_domain(domain: &str) -> bool {
+    let d = domain.strip_prefix('.').unwrap_or(domain);
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// A path starting with `/`, printable ASCII without `;` (no control
+/// character, so no header line can be injected).
+pub(crate) fn valid_path(path: &str) -> bool {
+    path.starts_with('/') && path.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';')
+}
+
+/// The first value of cookie `name` across the request's `Cookie` headers,
+/// unquoted and percent-decoded like the `cookie` package (`+` stays `+`).
+/// `None` when absent or empty.
+pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
+    for header in headers.get_all(COOKIE) {
+        let Ok(text) = std::str::from_utf8(header.as_bytes()) else {
+            continue;
+        };
+        for pair in text.split(';') {
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
+            if key.trim() != name {
+                continue;
+            }
+            let mut value = value.trim();
+            if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+                value = &value[1..value.len() - 1];
+            }
+            // The first occurrence wins, even when it is empty or invalid.
+            return (!value.is_empty()).then(|| decode_component(value).into_owned());
+        }
+    }
+    None
+}
+
+/// `Thu, 01 Jan 1970 00:00:00 GMT`, the form `Date.prototype.toUTCString` writes.
+pub(crate) fn http_date(t: &Timestamp) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn same_site(s: SameSite) -> &'static str {
+    match s {
+        SameSite::Strict => "Strict",
+        SameSite::None => "None",
+        _ => "Lax",
+    }
+}
+
+fn priority(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "Low",
+        Priority::High => "High",
+        _ => "Medium",
+    }
+}
+
+/// Serialises a `Set-Cookie` value like Node's `cookie.serialize` with
+/// express-session's cookie data: `name=value; Domain; Path; Expires;
+/// HttpOnly; Secure; Partitioned; Priority; SameSite`.
+///
+/// `value` must already be cookie-safe (the percent-encoded signed id).
+/// Domain and path come from the session's stored metadata when they are
+/// valid, and from the configuration otherwise (a record written by another
+/// program cannot inject attributes).
+pub(crate) fn serialize(
+    config: &SessionConfig,
+    value: &str,
+    meta: &CookieMeta,
+    expires_override: Option<&str>,
+) -> Option<HeaderValue> {
+    let mut out = format!("{}={}", config.name, value);
+    let domain = match &meta.domain {
+        Some(d) if valid_domain(d) => Some(d.as_str()),
+        Some(_) => {
+            tracing::warn!("stored session cookie has an invalid domain; using the configured one");
+            config.domain.as_deref()
+        }
+        None => None,
+    };
+    if let Some(d) = domain {
+        let _ = write!(out, "; Domain={d}");
+    }
+    let path = match &meta.path {
+        Some(p) if valid_path(p) => Some(p.as_str()),
+        Some(_) => {
+            tracing::warn!("stored session cookie has an invalid path; using the configured one");
+            Some(config.path.as_str())
+        }
+        None => None,
+    };
+    if let Some(p) = path {
+        let _ = write!(out, "; Path={p}");
+    }
+    match expires_override {
+        Some(e) => {
+            let _ = write!(out, "; Expires={e}; Max-Age=0");
+        }
+        None => {
+            if let Some(e) = &meta.expires {
+                let _ = write!(out, "; Expires={}", http_date(e));
+            }
+        }
+    }
+    if meta.http_only == Some(true) {
+        out.push_str("; HttpOnly");
+    }
+    if meta.secure == Some(true) {
+        out.push_str("; Secure");
+    }
+    if meta.partitioned == Some(true) {
+        out.push_str("; Partitioned");
+    }
+    if let Some(p) = meta.priority {
+        let _ = write!(out, "; Priority={}", priority(p));
+    }
+    if let Some(s) = meta.same_site {
+        let _ = write!(out, "; SameSite={}", same_site(s));
+    }
+    HeaderValue::from_str(&out).ok()
+}
+
+/// A `Set-Cookie` that makes the browser drop the session cookie.
+pub(crate) fn expired(config: &SessionConfig, meta: &CookieMeta) -> Option<HeaderValue> {
+    serialize(config, "", meta, Some("Thu, 01 Jan 1970 00:00:00 GMT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.append(COOKIE, v);
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn first_cookie_wins_and_plus_stays_plus() {
+        let h = headers(&["a=1; sid=s%3Aab+c; sid=second", "sid=third"]);
+        assert_eq!(find(&h, "sid").as_deref(), Some("s:ab+c"));
+        let h = headers(&["x=1", "sid=\"quoted\""]);
+        assert_eq!(find(&h, "sid").as_deref(), Some("quoted"));
+        let h = headers(&["sid=; sid=later"]);
+        assert_eq!(find(&h, "sid"), None);
+        assert_eq!(find(&headers(&["novalue; other=1"]), "sid"), None);
+    }
+
+    #[test]
+    fn names_domains_and_paths_that_could_inject_are_refused() {
+        assert!(valid_name("connect.sid"));
+        for bad in ["", "a b", "a;b", "a=b", "a\r\nb", "a,b", "a\"b", "é"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        assert!(valid_domain("example.com"));
+        assert!(valid_domain(".example.com"));
+        for bad in [
+            "",
+            ".",
+            "ex ample.com",
+            "a;b",
+            "evil.com; Secure",
+            "-a.com",
+            "a..b",
+        ] {
+            assert!(!valid_domain(bad), "{bad:?}");
+        }
+        assert!(valid_path("/"));
+        assert!(valid_path("/app/x-y"));
+        for bad in ["", "app", "/a;b", "/a\r\nSet-Cookie: x", "/\u{7f}"] {
+            assert!(!valid_path(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn http_date_matches_to_utc_string() {
+        let t = session_core::time::from_millis(1_795_744_481_837);
+        assert_eq!(http_date(&t), "Fri, 27 Nov 2026 01:54:41 GMT");
+    }
+}

@@ -1,0 +1,166 @@
+use axum_core::response::{IntoResponse, Response};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, StatusCode};
+use std::error::Error as StdError;
+use std::fmt;
+
+/// Why a [`Session`](crate::Session) call failed.
+///
+/// As an axum response it is the configured status (503 by default) for
+/// store failures and 500 otherwise, with the status' reason phrase as the
+/// only body: the cause is logged with `tracing`, never sent to the client.
+#[derive(Debug)]
+pub struct SessionError {
+    kind: Kind,
+    status: StatusCode,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Store(session_core::Error),
+    Value(serde_json::Error),
+    ReservedKey,
+    InvalidCookie(&'static str),
+    Unset,
+    Closed,
+}
+
+impl SessionError {
+    pub(crate) fn store(err: session_core::Error, status: StatusCode) -> Self {
+        SessionError {
+            kind: Kind::Store(err),
+            status,
+        }
+    }
+
+    fn internal(kind: Kind) -> Self {
+        SessionError {
+            kind,
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub(crate) fn value(err: serde_json::Error) -> Self {
+        Self::internal(Kind::Value(err))
+    }
+
+    pub(crate) fn reserved_key() -> Self {
+        Self::internal(Kind::ReservedKey)
+    }
+
+    pub(crate) fn invalid_cookie(what: &'static str) -> Self {
+        Self::internal(Kind::InvalidCookie(what))
+    }
+
+    pub(crate) fn unset() -> Self {
+        Self::internal(Kind::Unset)
+    }
+
+    pub(crate) fn closed() -> Self {
+        Self::internal(Kind::Closed)
+    }
+
+    /// The store failed (it may be down: see [`session_core::Error::is_transient`]).
+    pub fn store_error(&self) -> Option<&session_core::Error> {
+        match &self.kind {
+            Kind::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Store(_) => f.write_str("session store failed"),
+            Kind::Value(_) => f.write_str("session value could not be converted from or to JSON"),
+            Kind::ReservedKey => f.write_str("the session key \"cookie\" is reserved"),
+            Kind::InvalidCookie(what) => write!(f, "invalid session cookie setting: {what}"),
+            Kind::Unset => f.write_str("the session was unset for this request"),
+            Kind::Closed => f.write_str("the session was used after its response was sent"),
+        }
+    }
+}
+
+impl StdError for SessionError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.kind {
+            Kind::Store(e) => Some(e),
+            Kind::Value(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The opaque error response: the status and its reason phrase, nothing else.
+pub(crate) fn opaque_parts(status: StatusCode) -> (StatusCode, &'static str) {
+    (status, status.canonical_reason().unwrap_or("Error"))
+}
+
+pub(crate) fn decorate(headers: &mut http::HeaderMap) {
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        let (status, body) = opaque_parts(self.status);
+        let mut res = body.into_response();
+        *res.status_mut() = status;
+        decorate(res.headers_mut());
+        res
+    }
+}
+
+/// Logs a store failure with its whole cause chain (no session data, no id).
+pub(crate) fn log_store_error(op: &'static str, err: &session_core::Error) {
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(
+        operation = op,
+        transient = err.is_transient(),
+        error = %chain,
+        "session store operation failed"
+    );
+}
+
+/// The rejection of the [`Session`](crate::Session) extractor when no
+/// [`SessionLayer`](crate::SessionLayer) handled the request (the layer is
+/// missing, or the path is outside the cookie path). Answers 500.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct MissingSession;
+
+impl fmt::Display for MissingSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "no session for this request: SessionLayer is missing or the path is outside the cookie path",
+        )
+    }
+}
+
+impl StdError for MissingSession {}
+
+impl IntoResponse for MissingSession {
+    fn into_response(self) -> Response {
+        tracing::error!("{self}");
+        let (status, body) = opaque_parts(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut res = body.into_response();
+        *res.status_mut() = status;
+        decorate(res.headers_mut());
+        res
+    }
+}

@@ -1,0 +1,268 @@
+//! The tower `Layer` and `Service`, and the axum extractor.
+
+use crate::config::SessionConfig;
+use crate::cookie;
+use crate::error::{decorate, opaque_parts, MissingSession};
+use crate::session::{Handle, Session, State};
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use http::header::SET_COOKIE;
+use http::uri::Scheme;
+use http::{request::Parts, Request, Response};
+use session_core::{SessionId, Store};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Insert this into a request's extensions when the connection itself is
+/// TLS (a server that terminates HTTPS in-process, where HTTP/1.1 request
+/// URIs carry no scheme), e.g. with `axum::Extension(SecureConnection)` on
+/// the HTTPS listener's router. Such requests count as secure for `Secure`
+/// cookies and the `Auto` policies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecureConnection;
+
+/// Most ids remembered for `touch_after`; past it the oldest half is dropped
+/// (which only costs extra touches).
+const THROTTLE_CAPACITY: usize = 100_000;
+
+/// When this process last wrote or touched each session (for `touch_after`).
+#[derive(Default)]
+pub(crate) struct Throttle {
+    enabled: bool,
+    last: Mutex<HashMap<SessionId, Instant>>,
+}
+
+impl Throttle {
+    fn map(&self) -> MutexGuard<'_, HashMap<SessionId, Instant>> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn recent(&self, id: &SessionId, after: Duration) -> bool {
+        self.map().get(id).is_some_and(|t| t.elapsed() < after)
+    }
+
+    pub(crate) fn record(&self, id: &SessionId) {
+        if !self.enabled {
+            return;
+        }
+        let mut map = self.map();
+        if map.len() >= THROTTLE_CAPACITY {
+            let mut times: Vec<Instant> = map.values().copied().collect();
+            times.sort_unstable();
+            if let Some(cut) = times.get(times.len() / 2).copied() {
+                map.retain(|_, t| *t > cut);
+            }
+        }
+        map.insert(id.clone(), Instant::now());
+    }
+
+    pub(crate) fn forget(&self, id: &SessionId) {
+        if self.enabled {
+            self.map().remove(id);
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: SessionConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) throttle: Throttle,
+}
+
+/// The session middleware: a tower [`Layer`] for http 1.x services
+/// (axum's `Router::layer`, or any `Service<Request<B>>`).
+///
+/// ```no_run
+/// # fn main() -> Result<(), session_core::Error> {
+/// use session_tower::{SessionConfig, SessionLayer};
+/// let config = SessionConfig::builder()
+///     .secret("a secret of at least thirty-two bytes!!")
+///     .build()?;
+/// let layer = SessionLayer::new(store_memory::MemoryStore::new(), config);
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SessionLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionLayer {
+    /// Sessions kept in `store`, configured by `config`.
+    pub fn new(store: impl Store + 'static, config: SessionConfig) -> Self {
+        Self::from_arc(Arc::new(store), config)
+    }
+
+    /// Like [`new`](Self::new), with a shared store (e.g. from a "store by URL" factory).
+    pub fn from_arc(store: Arc<dyn Store>, config: SessionConfig) -> Self {
+        let throttle = Throttle {
+            enabled: config.touch_after.is_some(),
+            ..Throttle::default()
+        };
+        SessionLayer {
+            shared: Arc::new(Shared {
+                config,
+                store,
+                throttle,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The [`Service`] made by [`SessionLayer`].
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService").finish_non_exhaustive()
+    }
+}
+
+/// express-session's `issecure`: TLS, else (with `proxy = Some(true)`) the
+/// first `X-Forwarded-Proto` value.
+fn is_secure<B>(req: &Request<B>, proxy: Option<bool>) -> bool {
+    if req.extensions().get::<SecureConnection>().is_some()
+        || req.uri().scheme() == Some(&Scheme::HTTPS)
+    {
+        return true;
+    }
+    if proxy != Some(true) {
+        return false;
+    }
+    req.headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+impl Shared {
+    fn handle<B>(self: &Arc<Self>, req: &Request<B>) -> Handle {
+        let config = &self.config;
+        let (cookie_id, secret_index) = match cookie::find(req.headers(), &config.name) {
+            None => (None, 0),
+            Some(value) => match config.signer.unsign(&value) {
+                Some(v) => (Some(v.id), v.secret_index),
+                None => {
+                    if value.starts_with("s:") {
+                        tracing::warn!(cookie = %config.name, "session cookie with an invalid signature or malformed id ignored");
+                    } else {
+                        tracing::warn!(cookie = %config.name, "unsigned session cookie ignored");
+                    }
+                    (None, 0)
+                }
+            },
+        };
+        let state = State::new(cookie_id.is_some());
+        Handle {
+            shared: self.clone(),
+            cookie_id,
+            secret_index,
+            request_secure: is_secure(req, config.proxy),
+            state: tokio::sync::Mutex::new(state),
+        }
+    }
+}
+
+fn error_response<B: From<&'static str>>(status: http::StatusCode) -> Response<B> {
+    let (status, body) = opaque_parts(status);
+    let mut res = Response::new(B::from(body));
+    *res.status_mut() = status;
+    decorate(res.headers_mut());
+    res
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<&'static str> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The clone is ready only if polled; keep the ready one for this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if !req
+            .uri()
+            .path()
+            .starts_with(self.shared.config.path.as_str())
+        {
+            // express-session: "pathname mismatch", no session at all.
+            return Box::pin(inner.call(req));
+        }
+        let handle = Arc::new(self.shared.handle(&req));
+        req.extensions_mut().insert(Session {
+            inner: handle.clone(),
+        });
+        let status = self.shared.config.error_status;
+        Box::pin(async move {
+            let mut res = inner.call(req).await?;
+            match handle.finish().await {
+                Ok(Some(set_cookie)) => {
+                    res.headers_mut().append(SET_COOKIE, set_cookie);
+                    Ok(res)
+                }
+                Ok(None) => Ok(res),
+                Err(_) => Ok(error_response(status)),
+            }
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = MissingSession;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(MissingSession)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Session>().cloned())
+    }
+}

@@ -1,0 +1,679 @@
+//! The per-request session handle and the end-of-request decisions.
+
+use crate::config::UnsetPolicy;
+use crate::cookie;
+use crate::error::{log_store_error, SessionError};
+use crate::service::Shared;
+use http::HeaderValue;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use session_core::time::{self, Timestamp};
+use session_core::{CookieMeta, Error, Record, SessionId, WriteOutcome};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, MutexGuard};
+
+/// How often a colliding generated id is replaced before giving up.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// The session of one request: an axum extractor, cheap to clone, `Send + Sync`.
+///
+/// Nothing is read from the store until a method needs the data (the cookie
+/// was verified without I/O when the request arrived). Every method that may
+/// read the store is `async` and returns a [`SessionError`] on failure; a
+/// store failure never turns into a new, empty session.
+///
+/// Changes are written when the response leaves the [`SessionLayer`](crate::SessionLayer),
+/// following express-session's rules (see the crate documentation).
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) inner: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("cookie_id", &self.inner.cookie_id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Handle {
+    pub(crate) shared: Arc<Shared>,
+    /// The id from a correctly signed cookie, if any.
+    pub(crate) cookie_id: Option<SessionId>,
+    /// Which secret verified the cookie (0 = the current one).
+    pub(crate) secret_index: usize,
+    /// Whether the request is secure (TLS, or a trusted X-Forwarded-Proto).
+    pub(crate) request_secure: bool,
+    pub(crate) state: Mutex<State>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    phase: Phase,
+    /// Old ids to delete once the current session is safely stored (regenerate).
+    doomed: Vec<SessionId>,
+    /// destroy() was called: expire the browser cookie unless a new session replaces it.
+    expire_cookie: bool,
+    /// touch() was called: touch even when `touch_after` would skip it.
+    force_touch: bool,
+    /// The response was sent.
+    closed: bool,
+}
+
+impl State {
+    pub(crate) fn new(has_cookie: bool) -> Self {
+        State {
+            phase: if has_cookie {
+                Phase::Unloaded
+            } else {
+                Phase::Absent
+            },
+            ..State::default()
+        }
+    }
+}
+
+#[derive(Default)]
+enum Phase {
+    /// No valid cookie, session not used yet.
+    #[default]
+    Absent,
+    /// A valid cookie, record not read yet.
+    Unloaded,
+    /// A session object exists (loaded or new).
+    Active(Box<Active>),
+    /// destroy() was called and nothing was written since.
+    Destroyed,
+    /// unset() was called: ids to destroy when the policy is `Destroy`.
+    Unset(Vec<SessionId>),
+}
+
+struct Active {
+    record: Record,
+    /// The data as loaded or generated (express-session's `originalHash`).
+    original_data: Map<String, Value>,
+    /// The data known to be in the store (express-session's `savedHash`).
+    saved_data: Option<Map<String, Value>>,
+    /// regenerate() gave this session a new id (express-session's `originalId !== id`).
+    regenerated: bool,
+    /// A record with this id exists in the store (loaded, or created this request).
+    in_store: bool,
+    /// A save or touch found the record gone: it was destroyed meanwhile.
+    gone: bool,
+    /// Per-session cookie settings changed.
+    cookie_changed: bool,
+    /// Written to the store during this request already.
+    written: bool,
+}
+
+impl Active {
+    fn modified(&self) -> bool {
+        self.regenerated || self.record.data != self.original_data
+    }
+}
+
+fn reserved(key: &str) -> Result<(), SessionError> {
+    if key == "cookie" {
+        Err(SessionError::reserved_key())
+    } else {
+        Ok(())
+    }
+}
+
+impl Handle {
+    fn store_err(&self, op: &'static str, err: Error) -> SessionError {
+        log_store_error(op, &err);
+        SessionError::store(err, self.shared.config.error_status)
+    }
+
+    async fn lock(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        let st = self.state.lock().await;
+        if st.closed {
+            return Err(SessionError::closed());
+        }
+        Ok(st)
+    }
+
+    fn generate(&self, now: Timestamp) -> Active {
+        let id = self.shared.config.generate_id();
+        let mut record = Record::new(id);
+        record.cookie = self.shared.config.new_cookie(now, self.request_secure);
+        Active {
+            record,
+            original_data: Map::new(),
+            saved_data: None,
+            regenerated: false,
+            in_store: false,
+            gone: false,
+            cookie_changed: false,
+            written: false,
+        }
+    }
+
+    fn inflate(&self, record: Record) -> Active {
+        let data = record.data.clone();
+        Active {
+            saved_data: (!self.shared.config.resave).then(|| data.clone()),
+            original_data: data,
+            record,
+            regenerated: false,
+            in_store: true,
+            gone: false,
+            cookie_changed: false,
+            written: false,
+        }
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>, SessionError> {
+        tracing::trace!("loading session");
+        self.shared
+            .store
+            .load(id)
+            .await
+            .map_err(|e| self.store_err("load", e))
+    }
+
+    /// Makes sure a session object exists: loads it, or starts a new one.
+    async fn active<'a>(&self, st: &'a mut State) -> Result<&'a mut Active, SessionError> {
+        match &st.phase {
+            Phase::Active(_) => {}
+            Phase::Unset(_) => return Err(SessionError::unset()),
+            Phase::Unloaded => {
+                let active = match &self.cookie_id {
+                    Some(id) => match self.load(id).await? {
+                        Some(record) => self.inflate(record),
+                        None => self.generate(time::now()),
+                    },
+                    None => self.generate(time::now()),
+                };
+                st.phase = Phase::Active(Box::new(active));
+            }
+            Phase::Absent | Phase::Destroyed => {
+                st.phase = Phase::Active(Box::new(self.generate(time::now())));
+            }
+        }
+        match &mut st.phase {
+            Phase::Active(a) => Ok(a),
+            _ => Err(SessionError::closed()),
+        }
+    }
+
+    /// The active session for reading; `None` after destroy() or unset().
+    async fn readable<'a>(
+        &self,
+        st: &'a mut State,
+    ) -> Result<Option<&'a mut Active>, SessionError> {
+        if matches!(st.phase, Phase::Destroyed | Phase::Unset(_)) {
+            return Ok(None);
+        }
+        self.active(st).await.map(Some)
+    }
+
+    fn throttled(&self, id: &SessionId) -> bool {
+        self.shared
+            .config
+            .touch_after
+            .is_some_and(|after| self.shared.throttle.recent(id, after))
+    }
+
+    /// Inserts a new record, replacing a colliding generated id.
+    async fn create(&self, a: &mut Active) -> Result<(), SessionError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.shared.store.create(&a.record).await {
+                Ok(()) => {
+                    a.in_store = true;
+                    a.written = true;
+                    self.shared.throttle.record(&a.record.id);
+                    return Ok(());
+                }
+                Err(Error::Collision) if attempt < CREATE_ATTEMPTS => {
+                    tracing::warn!(
+                        "generated session id already exists in the store; generating another"
+                    );
+                    a.record.id = self.shared.config.generate_id();
+                }
+                Err(e) => return Err(self.store_err("create", e)),
+            }
+        }
+    }
+
+    async fn save_record(&self, a: &mut Active) -> Result<WriteOutcome, SessionError> {
+        if !a.in_store {
+            self.create(a).await?;
+            return Ok(WriteOutcome::Written);
+        }
+        let outcome = self
+            .shared
+            .store
+            .save(&a.record)
+            .await
+            .map_err(|e| self.store_err("save", e))?;
+        match outcome {
+            WriteOutcome::Written => {
+                a.written = true;
+                self.shared.throttle.record(&a.record.id);
+            }
+            WriteOutcome::Gone => {
+                tracing::debug!("session was destroyed or expired meanwhile; not recreated");
+                a.gone = true;
+                self.shared.throttle.forget(&a.record.id);
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn destroy_ids(&self, ids: &[SessionId]) -> Result<(), SessionError> {
+        for id in ids {
+            self.shared
+                .store
+                .destroy(id)
+                .await
+                .map_err(|e| self.store_err("destroy", e))?;
+            self.shared.throttle.forget(id);
+        }
+        Ok(())
+    }
+
+    /// Ids of records this request may have in the store for its session.
+    fn stored_ids(&self, st: &State) -> Vec<SessionId> {
+        let mut ids: Vec<SessionId> = match &st.phase {
+            Phase::Active(a) if a.in_store || Some(&a.record.id) == self.cookie_id.as_ref() => {
+                vec![a.record.id.clone()]
+            }
+            Phase::Unloaded => self.cookie_id.iter().cloned().collect(),
+            Phase::Unset(ids) => ids.clone(),
+            _ => Vec::new(),
+        };
+        for id in &st.doomed {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
+
+    fn cookie_allowed(&self, meta: &CookieMeta) -> bool {
+        let allowed = meta.secure != Some(true) || self.request_secure;
+        if !allowed {
+            tracing::debug!("secure session cookie not set on an insecure request");
+        }
+        allowed
+    }
+
+    fn expired_cookie(&self) -> Option<HeaderValue> {
+        let meta = self
+            .shared
+            .config
+            .new_cookie(time::now(), self.request_secure);
+        if !self.cookie_allowed(&meta) {
+            return None;
+        }
+        cookie::expired(&self.shared.config, &meta)
+    }
+
+    /// The end of the request: express-session's `shouldDestroy`, `shouldSave`,
+    /// `shouldTouch` and `shouldSetCookie`. Returns the `Set-Cookie` to send.
+    pub(crate) async fn finish(&self) -> Result<Option<HeaderValue>, SessionError> {
+        let mut guard = self.state.lock().await;
+        if guard.closed {
+            return Ok(None);
+        }
+        guard.closed = true;
+        let config = &self.shared.config;
+        let now = time::now();
+
+        if let Phase::Unset(_) = &guard.phase {
+            if config.unset == UnsetPolicy::Destroy {
+                let ids = self.stored_ids(&guard);
+                self.destroy_ids(&ids).await?;
+                if self.cookie_id.is_some() {
+                    return Ok(self.expired_cookie());
+                }
+            }
+            return Ok(None);
+        }
+        if let Phase::Destroyed = &guard.phase {
+            return Ok(if guard.expire_cookie {
+                self.expired_cookie()
+            } else {
+                None
+            });
+        }
+        if let Phase::Absent = &guard.phase {
+            if !config.save_uninitialized {
+                return Ok(None);
+            }
+            guard.phase = Phase::Active(Box::new(self.generate(now)));
+        }
+        if let Phase::Unloaded = &guard.phase {
+            // Never accessed: read it only when a decision needs the record.
+            let id = match &self.cookie_id {
+                Some(id) => id.clone(),
+                None => return Ok(None),
+            };
+            let needs_record = config.rolling
+                || config.resave
+                || self.secret_index > 0
+                || guard.force_touch
+                || !self.throttled(&id);
+            if !needs_record {
+                tracing::trace!("session not used and touch throttled: no store I/O");
+                return Ok(None);
+            }
+            let active = match self.load(&id).await? {
+                Some(record) => self.inflate(record),
+                None => self.generate(now),
+            };
+            guard.phase = Phase::Active(Box::new(active));
+        }
+
+        let st = &mut *guard;
+        let Phase::Active(a) = &mut st.phase else {
+            return Ok(None);
+        };
+        if a.gone {
+            return Ok(None);
+        }
+        let is_new = Some(&a.record.id) != self.cookie_id.as_ref();
+        let modified = a.modified();
+        let is_saved = !a.regenerated && a.saved_data.as_ref() == Some(&a.record.data);
+        let should_save = a.cookie_changed
+            || if !config.save_uninitialized && a.saved_data.is_none() && is_new {
+                modified
+            } else {
+                !is_saved
+            };
+        let should_touch = !is_new
+            && !should_save
+            && !a.written
+            && (st.force_touch || !self.throttled(&a.record.id));
+        let mut set_cookie = if is_new {
+            config.save_uninitialized || modified
+        } else {
+            config.rolling || (a.record.cookie.expires.is_some() && modified)
+        };
+        set_cookie |= a.cookie_changed || (!is_new && self.secret_index > 0);
+        let allowed = self.cookie_allowed(&a.record.cookie);
+
+        a.record.cookie.reset_expiry(now);
+        if should_save {
+            if !a.in_store && !allowed {
+                tracing::debug!("new session not stored: its secure cookie cannot be set");
+            } else {
+                let _ = self.save_record(a).await?;
+            }
+        } else if should_touch {
+            let outcome = self
+                .shared
+                .store
+                .touch(&a.record.id, a.record.cookie.expires)
+                .await
+                .map_err(|e| self.store_err("touch", e))?;
+            match outcome {
+                WriteOutcome::Written => self.shared.throttle.record(&a.record.id),
+                WriteOutcome::Gone => {
+                    a.gone = true;
+                    self.shared.throttle.forget(&a.record.id);
+                }
+            }
+        }
+        if a.gone {
+            return Ok(None);
+        }
+        // A record created during this request must be reachable by the browser.
+        set_cookie |= is_new && a.in_store;
+        if a.in_store && !st.doomed.is_empty() {
+            // The replacement is stored: only now delete the old records.
+            let doomed: Vec<SessionId> = std::mem::take(&mut st.doomed)
+                .into_iter()
+                .filter(|id| id != &a.record.id)
+                .collect();
+            self.destroy_ids(&doomed).await?;
+        }
+        if set_cookie && allowed && (a.in_store || !is_new) {
+            let value = config.signer.sign_cookie(&a.record.id);
+            return Ok(cookie::serialize(config, &value, &a.record.cookie, None));
+        }
+        if st.expire_cookie {
+            return Ok(self.expired_cookie());
+        }
+        Ok(None)
+    }
+}
+
+impl Session {
+    /// The value stored under `key`, deserialized; `None` when absent.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let mut st = self.inner.lock().await?;
+        let Some(a) = self.inner.readable(&mut st).await? else {
+            return Ok(None);
+        };
+        a.record
+            .data
+            .get(key)
+            .map(|v| serde_json::from_value(v.clone()).map_err(SessionError::value))
+            .transpose()
+    }
+
+    /// Stores `value` under `key` (any serde-serialisable value, stored as JSON).
+    /// The key `"cookie"` is reserved for the cookie metadata.
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        reserved(key)?;
+        let value = serde_json::to_value(value).map_err(SessionError::value)?;
+        let mut st = self.inner.lock().await?;
+        let a = self.inner.active(&mut st).await?;
+        a.record.data.insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    /// Removes `key` and returns its value, deserialized.
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let mut st = self.inner.lock().await?;
+        let Some(a) = self.inner.readable(&mut st).await? else {
+            return Ok(None);
+        };
+        a.record
+            .data
+            .shift_remove(key)
+            .map(|v| serde_json::from_value(v).map_err(SessionError::value))
+            .transpose()
+    }
+
+    /// Removes every key (the session itself stays, with its id and cookie).
+    pub async fn clear(&self) -> Result<(), SessionError> {
+        let mut st = self.inner.lock().await?;
+        if let Some(a) = self.inner.readable(&mut st).await? {
+            a.record.data.clear();
+        }
+        Ok(())
+    }
+
+    /// A copy of all the data (`req.session` without `cookie`).
+    pub async fn data(&self) -> Result<Map<String, Value>, SessionError> {
+        let mut st = self.inner.lock().await?;
+        Ok(match self.inner.readable(&mut st).await? {
+            Some(a) => a.record.data.clone(),
+            None => Map::new(),
+        })
+    }
+
+    /// The session id (`req.sessionID`); `None` after [`destroy`](Self::destroy)
+    /// or [`unset`](Self::unset).
+    ///
+    /// The id of a session that is not stored yet is provisional: if the
+    /// store reports that a generated id already exists, another one is used.
+    pub async fn id(&self) -> Result<Option<SessionId>, SessionError> {
+        let mut st = self.inner.lock().await?;
+        Ok(self
+            .inner
+            .readable(&mut st)
+            .await?
+            .map(|a| a.record.id.clone()))
+    }
+
+    /// A copy of the session's cookie metadata (`req.session.cookie`).
+    pub async fn cookie(&self) -> Result<Option<CookieMeta>, SessionError> {
+        let mut st = self.inner.lock().await?;
+        Ok(self
+            .inner
+            .readable(&mut st)
+            .await?
+            .map(|a| a.record.cookie.clone()))
+    }
+
+    /// Sets this session's cookie lifetime, e.g. 30 days for "remember me"
+    /// (`req.session.cookie.maxAge = ...`); `None` makes it a browser-session
+    /// cookie. The session is then saved and its cookie sent on this response.
+    pub async fn set_max_age(&self, max_age: Option<Duration>) -> Result<(), SessionError> {
+        self.update_cookie(|c| c.set_max_age(max_age, time::now()))
+            .await
+    }
+
+    /// Changes this session's cookie settings (`req.session.cookie.*`). The
+    /// session is then saved and its cookie sent on this response. A domain or
+    /// path that could inject cookie attributes is refused and nothing changes.
+    ///
+    /// Security: the same notes as on [`SessionConfigBuilder`](crate::SessionConfigBuilder)'s
+    /// setters apply (`http_only`, `secure`, `same_site`).
+    pub async fn update_cookie(
+        &self,
+        change: impl FnOnce(&mut CookieMeta),
+    ) -> Result<(), SessionError> {
+        let mut st = self.inner.lock().await?;
+        let a = self.inner.active(&mut st).await?;
+        let mut meta = a.record.cookie.clone();
+        change(&mut meta);
+        if meta
+            .domain
+            .as_deref()
+            .is_some_and(|d| !cookie::valid_domain(d))
+        {
+            return Err(SessionError::invalid_cookie("domain"));
+        }
+        if meta.path.as_deref().is_some_and(|p| !cookie::valid_path(p)) {
+            return Err(SessionError::invalid_cookie("path"));
+        }
+        a.record.cookie = meta;
+        a.cookie_changed = true;
+        Ok(())
+    }
+
+    /// Replaces the session with a new one: a new id, empty data and the
+    /// configured cookie (express-session's `regenerate`). Call it on login to
+    /// prevent session fixation.
+    ///
+    /// The new record is stored when the response leaves, and only then is the
+    /// old one deleted: an error response after `regenerate` leaves the user
+    /// with the old session instead of logging them out.
+    pub async fn regenerate(&self) -> Result<(), SessionError> {
+        let mut st = self.inner.lock().await?;
+        if let Phase::Unset(_) = st.phase {
+            return Err(SessionError::unset());
+        }
+        for id in self.inner.stored_ids(&st) {
+            if !st.doomed.contains(&id) {
+                st.doomed.push(id);
+            }
+        }
+        let mut fresh = self.inner.generate(time::now());
+        fresh.regenerated = true;
+        st.phase = Phase::Active(Box::new(fresh));
+        st.expire_cookie = false;
+        Ok(())
+    }
+
+    /// Deletes the session from the store now and expires the browser cookie
+    /// on this response (express-session's `destroy`, plus the cookie). Data
+    /// inserted afterwards starts a new session.
+    pub async fn destroy(&self) -> Result<(), SessionError> {
+        let mut st = self.inner.lock().await?;
+        if let Phase::Unset(_) = st.phase {
+            return Err(SessionError::unset());
+        }
+        let ids = self.inner.stored_ids(&st);
+        self.inner.destroy_ids(&ids).await?;
+        st.doomed.clear();
+        st.phase = Phase::Destroyed;
+        st.expire_cookie = self.inner.cookie_id.is_some();
+        Ok(())
+    }
+
+    /// Re-reads the session from the store, dropping this request's unsaved
+    /// changes (express-session's `reload`). Returns `false` when the stored
+    /// session no longer exists (destroyed elsewhere or expired, or never
+    /// saved); the handle then holds a new, empty session.
+    pub async fn reload(&self) -> Result<bool, SessionError> {
+        let mut st = self.inner.lock().await?;
+        let id = match &st.phase {
+            Phase::Active(a) if a.in_store => a.record.id.clone(),
+            Phase::Unloaded => match &self.inner.cookie_id {
+                Some(id) => id.clone(),
+                None => return Ok(false),
+            },
+            Phase::Unset(_) => return Err(SessionError::unset()),
+            _ => return Ok(false),
+        };
+        let loaded = self.inner.load(&id).await?;
+        match (&mut st.phase, loaded) {
+            (Phase::Active(a), Some(record)) => {
+                a.record = record;
+                a.cookie_changed = false;
+                a.gone = false;
+            }
+            (phase, Some(record)) => *phase = Phase::Active(Box::new(self.inner.inflate(record))),
+            (phase, None) => {
+                self.inner.shared.throttle.forget(&id);
+                *phase = Phase::Active(Box::new(self.inner.generate(time::now())));
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes the session to the store now, e.g. before a redirect
+    /// (express-session's `save`). A new session is created; an existing one
+    /// is updated only if it still exists: [`WriteOutcome::Gone`] means it was
+    /// destroyed or expired meanwhile, and it is not brought back.
+    pub async fn save(&self) -> Result<WriteOutcome, SessionError> {
+        let mut st = self.inner.lock().await?;
+        let a = self.inner.active(&mut st).await?;
+        if a.gone {
+            return Ok(WriteOutcome::Gone);
+        }
+        a.record.cookie.reset_expiry(time::now());
+        let outcome = self.inner.save_record(a).await?;
+        if outcome == WriteOutcome::Written {
+            a.saved_data = Some(a.record.data.clone());
+        }
+        Ok(outcome)
+    }
+
+    /// Makes sure the stored expiry moves forward at the end of this request,
+    /// even when `touch_after` would skip it (express-session's `touch`).
+    pub async fn touch(&self) -> Result<(), SessionError> {
+        let mut st = self.inner.lock().await?;
+        st.force_touch = true;
+        if let Phase::Active(a) = &mut st.phase {
+            a.record.cookie.reset_expiry(time::now());
+        }
+        Ok(())
+    }
+
+    /// Drops the session from this request, like `req.session = null` in
+    /// express-session: nothing is saved, touched or sent, and with
+    /// [`UnsetPolicy::Destroy`](crate::UnsetPolicy::Destroy) the stored session
+    /// is deleted (and the cookie expired) at the end of the request. Later
+    /// writes on this handle fail.
+    pub async fn unset(&self) -> Result<(), SessionError> {
+        let mut st = self.inner.lock().await?;
+        let ids = self.inner.stored_ids(&st);
+        st.doomed.clear();
+        st.phase = Phase::Unset(ids);
+        Ok(())
+    }
+}

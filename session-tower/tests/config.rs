@@ -1,0 +1,92 @@
+//! Configuration is checked once, at build time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use session_tower::{SameSitePolicy, SecurePolicy, SessionConfig};
+use std::time::Duration;
+
+const SECRET: &str = "test secret number one, thirty-two bytes or more";
+
+fn refused(b: session_tower::SessionConfigBuilder, what: &str) {
+    let err = b.build().expect_err(what);
+    assert!(
+        matches!(err, session_tower::Error::Config(_)),
+        "{what}: {err:?}"
+    );
+}
+
+#[test]
+fn defaults_are_the_secure_ones() {
+    let c = SessionConfig::builder().secret(SECRET).build().unwrap();
+    assert_eq!(c.name(), "connect.sid");
+    assert_eq!(c.path(), "/");
+    let debug = format!("{c:?}");
+    assert!(debug.contains("http_only: true"));
+    assert!(debug.contains("same_site: Lax"));
+    assert!(debug.contains("resave: false"));
+    assert!(debug.contains("save_uninitialized: false"));
+    assert!(debug.contains("error_status: 503"));
+    assert!(!debug.contains(SECRET), "secrets are redacted");
+}
+
+#[test]
+fn secrets_are_required_and_long() {
+    refused(SessionConfig::builder(), "no secret");
+    refused(SessionConfig::builder().secret("keyboard cat"), "short");
+    refused(
+        SessionConfig::builder().secrets([SECRET, "short"]),
+        "one short among several",
+    );
+    refused(
+        SessionConfig::builder().secrets(Vec::<&str>::new()),
+        "empty list",
+    );
+}
+
+#[test]
+fn names_and_attributes_that_could_inject_are_refused() {
+    let b = || SessionConfig::builder().secret(SECRET);
+    for name in ["", "a b", "sid;", "sid=x", "sid\r\nSet-Cookie: x", "sïd"] {
+        refused(b().name(name), name);
+    }
+    for domain in ["evil.com; Secure", "a\nb", "", "exa mple.com"] {
+        refused(b().domain(domain), domain);
+    }
+    for path in ["app", "/a;b", "/a\r\nX: y", ""] {
+        refused(b().path(path), path);
+    }
+    assert!(b()
+        .name("__Host-sid")
+        .domain(".example.com")
+        .path("/app")
+        .build()
+        .is_ok());
+}
+
+#[test]
+fn insecure_combinations_are_refused() {
+    let b = || SessionConfig::builder().secret(SECRET);
+    refused(
+        b().same_site(SameSitePolicy::None),
+        "SameSite=None without Secure",
+    );
+    refused(b().partitioned(true), "Partitioned without Secure");
+    assert!(b()
+        .same_site(SameSitePolicy::None)
+        .secure(SecurePolicy::Always)
+        .build()
+        .is_ok());
+    refused(b().error_status(http::StatusCode::OK), "non-error status");
+    refused(
+        b().max_age(Duration::from_secs(60))
+            .touch_after(Duration::from_secs(60)),
+        "touch_after not shorter than max_age",
+    );
+    refused(
+        b().touch_after(Duration::from_secs(2 * 86_400)),
+        "touch_after longer than the store TTL",
+    );
+    refused(
+        b().expires(session_core::time::from_millis(0)),
+        "expires in the past",
+    );
+}
