@@ -1,0 +1,50 @@
+'use strict';
+// Setup helpers for `cargo xtask interop`, using the same client libraries
+// as the app:
+//   node tools.js pg-database URL NAME TIMEZONE
+//       (re)creates database NAME with a default TimeZone, prints its URL
+//   node tools.js mongo-drop URL DB
+//       drops database DB
+
+async function pgDatabase(url, name, tz) {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad database name ${name}`);
+  const { Client } = require('pg');
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${name}`);
+    // A per-database default: every connection that sets no TimeZone of its
+    // own (node-postgres, psql) gets this one, as with a server whose
+    // timezone setting is not UTC.
+    await client.query(`ALTER DATABASE ${name} SET timezone TO '${tz.replace(/'/g, "''")}'`);
+  } finally {
+    await client.end();
+  }
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  console.log(u.toString());
+}
+
+async function mongoDrop(url, db) {
+  const { MongoClient } = require('mongodb');
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 10000 });
+  await client.connect();
+  try {
+    await client.db(db).dropDatabase();
+  } finally {
+    await client.close();
+  }
+}
+
+const [cmd, ...args] = process.argv.slice(2);
+const commands = { 'pg-database': [pgDatabase, 3], 'mongo-drop': [mongoDrop, 2] };
+const entry = commands[cmd];
+if (!entry || args.length !== entry[1]) {
+  console.error('usage: node tools.js pg-database URL NAME TIMEZONE | mongo-drop URL DB');
+  process.exit(2);
+}
+entry[0](...args).catch((err) => {
+  console.error(`tools.js ${cmd}: ${err.message}`);
+  process.exit(1);
+});
