@@ -13,6 +13,12 @@ use session_core::{CookieMeta, Error, Record, SessionId, WriteOutcome};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
+use tracing::Instrument;
+
+/// A span around one store call (the id is a credential: not recorded).
+fn span(op: &'static str) -> tracing::Span {
+    tracing::debug_span!("session_store", op)
+}
 
 /// How often a colliding generated id is replaced before giving up.
 const CREATE_ATTEMPTS: usize = 3;
@@ -57,6 +63,8 @@ pub(crate) struct State {
     doomed: Vec<SessionId>,
     /// destroy() was called: expire the browser cookie unless a new session replaces it.
     expire_cookie: bool,
+    /// The destroyed session's cookie attributes (path, domain) for expiring it.
+    expire_meta: Option<CookieMeta>,
     /// touch() was called: touch even when `touch_after` would skip it.
     force_touch: bool,
     /// The response was sent.
@@ -172,6 +180,7 @@ impl Handle {
         self.shared
             .store
             .load(id)
+            .instrument(span("load"))
             .await
             .map_err(|e| self.store_err("load", e))
     }
@@ -224,7 +233,13 @@ impl Handle {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.shared.store.create(&a.record).await {
+            match self
+                .shared
+                .store
+                .create(&a.record)
+                .instrument(span("create"))
+                .await
+            {
                 Ok(()) => {
                     a.in_store = true;
                     a.written = true;
@@ -251,6 +266,7 @@ impl Handle {
             .shared
             .store
             .save(&a.record)
+            .instrument(span("save"))
             .await
             .map_err(|e| self.store_err("save", e))?;
         match outcome {
@@ -272,6 +288,7 @@ impl Handle {
             self.shared
                 .store
                 .destroy(id)
+                .instrument(span("destroy"))
                 .await
                 .map_err(|e| self.store_err("destroy", e))?;
             self.shared.throttle.forget(id);
@@ -305,15 +322,22 @@ impl Handle {
         allowed
     }
 
-    fn expired_cookie(&self) -> Option<HeaderValue> {
-        let meta = self
-            .shared
-            .config
-            .new_cookie(time::now(), self.request_secure);
-        if !self.cookie_allowed(&meta) {
+    fn expired_cookie(&self, meta: Option<&CookieMeta>) -> Option<HeaderValue> {
+        let configured;
+        let meta = match meta {
+            Some(m) => m,
+            None => {
+                configured = self
+                    .shared
+                    .config
+                    .new_cookie(time::now(), self.request_secure);
+                &configured
+            }
+        };
+        if !self.cookie_allowed(meta) {
             return None;
         }
-        cookie::expired(&self.shared.config, &meta)
+        cookie::expired(&self.shared.config, meta)
     }
 
     /// The end of the request: express-session's `shouldDestroy`, `shouldSave`,
@@ -332,14 +356,14 @@ impl Handle {
                 let ids = self.stored_ids(&guard);
                 self.destroy_ids(&ids).await?;
                 if self.cookie_id.is_some() {
-                    return Ok(self.expired_cookie());
+                    return Ok(self.expired_cookie(guard.expire_meta.as_ref()));
                 }
             }
             return Ok(None);
         }
         if let Phase::Destroyed = &guard.phase {
             return Ok(if guard.expire_cookie {
-                self.expired_cookie()
+                self.expired_cookie(guard.expire_meta.as_ref())
             } else {
                 None
             });
@@ -412,6 +436,7 @@ impl Handle {
                 .shared
                 .store
                 .touch(&a.record.id, a.record.cookie.expires)
+                .instrument(span("touch"))
                 .await
                 .map_err(|e| self.store_err("touch", e))?;
             match outcome {
@@ -440,7 +465,7 @@ impl Handle {
             return Ok(cookie::serialize(config, &value, &a.record.cookie, None));
         }
         if st.expire_cookie {
-            return Ok(self.expired_cookie());
+            return Ok(self.expired_cookie(st.expire_meta.as_ref()));
         }
         Ok(None)
     }
@@ -598,6 +623,9 @@ impl Session {
         let ids = self.inner.stored_ids(&st);
         self.inner.destroy_ids(&ids).await?;
         st.doomed.clear();
+        if let Phase::Active(a) = &st.phase {
+            st.expire_meta = Some(a.record.cookie.clone());
+        }
         st.phase = Phase::Destroyed;
         st.expire_cookie = self.inner.cookie_id.is_some();
         Ok(())
@@ -673,6 +701,9 @@ impl Session {
         let mut st = self.inner.lock().await?;
         let ids = self.inner.stored_ids(&st);
         st.doomed.clear();
+        if let Phase::Active(a) = &st.phase {
+            st.expire_meta = Some(a.record.cookie.clone());
+        }
         st.phase = Phase::Unset(ids);
         Ok(())
     }

@@ -1137,3 +1137,64 @@ async fn store_is_checked_directly_after_each_write() {
     let outcome = store.inner.touch(&rec.id, None).await.unwrap();
     assert_eq!(outcome, WriteOutcome::Written);
 }
+
+#[tokio::test]
+async fn destroy_expires_the_cookie_with_the_sessions_own_path_and_domain() {
+    let store = Counting::new();
+    let base = app(&store, config().build().unwrap()).await;
+    let json = r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"domain":"example.com","path":"/"},"n":1}"#;
+    let id = SessionId::generate();
+    let later = time::from_millis(time::now().timestamp_millis() + 60_000);
+    store.inner.insert_raw(id.clone(), json, later);
+    let r = get_with_cookie(&format!("{base}/destroy"), &cookie_for(&id)).await;
+    let sc = r.set_cookie().unwrap();
+    assert!(
+        sc.starts_with("connect.sid=; Domain=example.com; Path=/; Expires=Thu, 01 Jan 1970"),
+        "{sc}"
+    );
+}
+
+#[tokio::test]
+async fn per_session_cookie_settings_are_saved_and_sent() {
+    let store = Counting::new();
+    let router = Router::new().route(
+        "/strict",
+        route(|s: Session| async move {
+            s.update_cookie(|c| c.same_site = Some(session_core::SameSite::Strict))
+                .await?;
+            Ok::<_, SessionError>("ok")
+        }),
+    );
+    let base = serve(
+        routes(store.clone()).merge(router),
+        store.clone(),
+        config().build().unwrap(),
+    )
+    .await;
+    let (cookie, id) = start(&base, &store).await;
+    let r = get_with_cookie(&format!("{base}/strict"), &cookie).await;
+    assert!(r.set_cookie().unwrap().ends_with("; SameSite=Strict"));
+    assert_eq!(store.counts().saves, 1);
+    let rec = store.peek(&id).await.unwrap();
+    assert_eq!(rec.cookie.same_site, Some(session_core::SameSite::Strict));
+}
+
+#[tokio::test]
+async fn a_handle_used_after_its_response_fails_instead_of_losing_writes() {
+    let store = Counting::new();
+    let kept: Arc<std::sync::Mutex<Option<Session>>> = Arc::default();
+    let slot = kept.clone();
+    let router = Router::new().route(
+        "/keep",
+        route(move |s: Session| {
+            *slot.lock().unwrap() = Some(s);
+            async { "ok" }
+        }),
+    );
+    let base = serve(router, store.clone(), config().build().unwrap()).await;
+    get(&format!("{base}/keep"), &[]).await;
+    let session = kept.lock().unwrap().take().unwrap();
+    let err = session.insert("late", 1).await.unwrap_err();
+    assert_eq!(err.status().as_u16(), 500);
+    assert!(err.to_string().contains("after its response"));
+}
