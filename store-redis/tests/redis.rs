@@ -4,7 +4,9 @@
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use common::{closed_port_url, silent_server, unique_prefix, url, Namespaced};
+use common::{
+    closed_port_url, host_port, silent_server, unique_prefix, url, via, Namespaced, Proxy,
+};
 use session_core::time;
 use session_core::{Error, Record, SessionId, Store, WriteOutcome};
 use std::time::Duration;
@@ -233,5 +235,49 @@ async fn server_that_never_answers_times_out() -> Result<()> {
         matches!(result, Err(Error::Unavailable { .. })),
         "expected Unavailable, got {result:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_going_away_and_coming_back() -> Result<()> {
+    let mut proxy = Proxy::start("127.0.0.1:0", host_port(&url(), 6379)?).await?;
+    let addr = proxy.addr;
+    let store = RedisStore::builder(via(&url(), addr))
+        .prefix(unique_prefix())
+        .connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500))
+        .connect()
+        .await?;
+    let r = Record::new(SessionId::generate());
+    store.create(&r).await?;
+
+    // Down: every call is a transient error, never a hang or a panic.
+    proxy.stop().await;
+    for _ in 0..3 {
+        let e = tokio::time::timeout(HANG_GUARD, store.load(&r.id))
+            .await
+            .context("load hung")?
+            .err()
+            .context("load succeeded with the server down")?;
+        assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+    }
+
+    // Back on the same address: the connection manager reconnects by itself
+    // (the first calls may still see the old, broken connection).
+    let mut back = Proxy::start(&addr.to_string(), host_port(&url(), 6379)?).await?;
+    let mut loaded = None;
+    for _ in 0..50 {
+        match tokio::time::timeout(HANG_GUARD, store.load(&r.id)).await? {
+            Ok(found) => {
+                loaded = found;
+                break;
+            }
+            Err(e) => assert!(e.is_transient(), "not transient: {e:?}"),
+        }
+    }
+    let cleared = store.clear().await;
+    back.stop().await;
+    assert_eq!(loaded.as_ref(), Some(&r), "session lost across the outage");
+    cleared?;
     Ok(())
 }
