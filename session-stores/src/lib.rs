@@ -255,9 +255,54 @@ async fn sqlite(_: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     Err(feature_off("sqlite", "sqlite"))
 }
 
+#[cfg(feature = "redis")]
+async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
+    let ttl = u.take_secs("ttl")?;
+    let prefix = u.take("prefix");
+    let timeout = u.take_secs("connect_timeout")?;
+    let mut b = store_redis::RedisStore::builder(u.driver_url());
+    if let Some(ttl) = ttl {
+        b = b.default_ttl(ttl);
+    }
+    if let Some(p) = prefix {
+        b = b.prefix(p);
+    }
+    if let Some(t) = timeout {
+        b = b.connect_timeout(t);
+    }
+    Ok(Arc::new(b.connect().await?))
+}
+
 #[cfg(not(feature = "redis"))]
 async fn redis(_: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     Err(feature_off("redis", "redis"))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
+    let ttl = u.take_secs("ttl")?;
+    let table = u.take("table");
+    let schema = u.take("schema");
+    let create = u.take_bool("create_schema", true)?;
+    let prune = u.take_secs("prune_interval")?;
+    let timeout = u.take_secs("connect_timeout")?;
+    let mut b = store_postgres::PostgresStore::builder(u.driver_url()).create_schema(create);
+    if let Some(ttl) = ttl {
+        b = b.default_ttl(ttl);
+    }
+    if let Some(t) = table {
+        b = b.table(t);
+    }
+    if let Some(s) = schema {
+        b = b.schema(s);
+    }
+    if let Some(p) = prune {
+        b = b.prune_interval((!p.is_zero()).then_some(p));
+    }
+    if let Some(t) = timeout {
+        b = b.connect_timeout(t);
+    }
+    Ok(Arc::new(b.connect().await?))
 }
 
 #[cfg(not(feature = "postgres"))]
