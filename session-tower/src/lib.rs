@@ -17,3 +17,8 @@ pub use session::Session;
 pub use session_core::{
     time, CookieMeta, Error, Priority, Record, SameSite, SessionId, Store, WriteOutcome,
 };
+
+/// The code blocks of the workspace README, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RootReadmeDoctests;
