@@ -5,9 +5,13 @@
 //!   prints a table.
 //! - `ci`: formatting, clippy, the conformance suite on every backend (all
 //!   required), then every other test.
+//! - `interop [--backend NAME]...`: runs the Node express-session app and
+//!   the Rust app against the same store and checks they share sessions
+//!   (see `interop.rs`).
 //! - `servers`: finds or starts the servers and prints their URLs, then
 //!   waits (handy for running single tests by hand).
 
+mod interop;
 mod servers;
 
 use anyhow::{bail, Context, Result};
@@ -71,6 +75,7 @@ fn main() -> Result<()> {
             check_rows(&rows, require)
         }
         Some("ci") => ci(),
+        Some("interop") => interop::run(&args[1..], &mut Servers::default()),
         Some("servers") => {
             let mut servers = Servers::default();
             for b in Backend::ALL {
@@ -87,7 +92,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  conformance [--backend NAME]... [--require]\n  ci\n  servers"
+                "usage: cargo xtask <command>\n\n  conformance [--backend NAME]... [--require]\n  interop [--backend NAME]...\n  ci\n  servers"
             );
             std::process::exit(2)
         }

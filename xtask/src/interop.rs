@@ -1,0 +1,1190 @@
+//! `cargo xtask interop [--backend NAME]...`: Node's express-session and the
+//! Rust middleware on one session store.
+//!
+//! For each store (Redis; PostgreSQL in three databases whose default
+//! `TimeZone` is UTC, UTC-8 and UTC+14; MongoDB; SQLite through Sequelize)
+//! this starts, on 127.0.0.1, the Node app of `interop/` and the Rust app of
+//! `interop/rust-app` three times each: with the old secret, with
+//! `[new, old]` and with the new secret alone. Then it runs the seven cases
+//! of the interop issue over HTTP, as a browser would (the cookie is the
+//! only thing carried from one app to the other), prints a table and fails
+//! if any case failed or any store could not run.
+//!
+//! Nothing waits on a fixed delay for synchronisation: apps are ready when
+//! their port answers. Only the expiry case waits for time itself to pass
+//! (a cookie lifetime of a few seconds); its windows are seconds wide, and a
+//! run that misses one (a machine stalled for seconds) is reported as such
+//! rather than as a wrong answer.
+
+use crate::servers::Servers;
+use crate::Backend;
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::{json, Map, Value};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Signs before the rotation; verifies only during it.
+const SECRET_OLD: &str = "interop-old-secret-0123456789-abcdefghijklmnop";
+/// Signs after the rotation.
+const SECRET_NEW: &str = "interop-new-secret-9876543210-zyxwvutsrqponmlk";
+/// express-session's default cookie name, used by both apps.
+const COOKIE: &str = "connect.sid";
+/// Cookie lifetime of the sessions in the touch timeline of case 5.
+const TOUCH_LIFETIME: Duration = Duration::from_secs(6);
+/// Cookie lifetime of the sessions that must expire untouched in case 5.
+const SHORT_LIFETIME: Duration = Duration::from_millis(1000);
+/// Stores keep expiry in whole seconds (Redis `EX`, connect-pg-simple's
+/// `to_timestamp(ceil(..))`): a session may outlive its cookie by up to
+/// this much.
+const STORE_ROUNDING: Duration = Duration::from_millis(1500);
+/// How long an app may take to listen.
+const START_LIMIT: Duration = Duration::from_secs(60);
+/// Ids asked from each side's generator in case 7.
+const IDS_PER_SIDE: usize = 25;
+
+/// One store configuration the cases run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Redis,
+    /// PostgreSQL in a database whose default TimeZone is this zone.
+    Postgres(&'static str, &'static str),
+    Mongo,
+    Sqlite,
+}
+
+const TARGETS: [Target; 6] = [
+    Target::Redis,
+    Target::Postgres("interop_utc", "UTC"),
+    Target::Postgres("interop_tz_west", "America/Los_Angeles"),
+    Target::Postgres("interop_tz_east", "Pacific/Kiritimati"),
+    Target::Mongo,
+    Target::Sqlite,
+];
+
+impl Target {
+    fn store(self) -> &'static str {
+        match self {
+            Target::Redis => "redis",
+            Target::Postgres(..) => "postgres",
+            Target::Mongo => "mongo",
+            Target::Sqlite => "sqlite",
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Target::Postgres(_, tz) => format!("postgres TZ={tz}"),
+            other => other.store().to_owned(),
+        }
+    }
+
+    fn slug(self) -> String {
+        match self {
+            Target::Postgres(db, _) => db.replace('_', "-"),
+            other => other.store().to_owned(),
+        }
+    }
+}
+
+/// The seven cases, in the issue's order: (column, description, check).
+type Case = (&'static str, &'static str, fn(&Apps) -> Result<()>);
+const CASES: [Case; 7] = [
+    (
+        "1 node→rust",
+        "a session created in Node is read by Rust, data and cookie intact",
+        case_node_to_rust,
+    ),
+    (
+        "2 rust→node",
+        "a session created in Rust is read by Node, data and cookie intact",
+        case_rust_to_node,
+    ),
+    (
+        "3 changes",
+        "changes and regeneration on either side are seen by the other, no key lost",
+        case_changes,
+    ),
+    (
+        "4 destroy",
+        "destroy on either side: the other side sees no session",
+        case_destroy,
+    ),
+    (
+        "5 expiry",
+        "expiry and touch on either side are honoured by the other",
+        case_expiry,
+    ),
+    (
+        "6 rotation",
+        "[new, old] secrets accept old-signed cookies and re-sign with the new one",
+        case_rotation,
+    ),
+    (
+        "7 ids",
+        "generated ids pass the other side's validation",
+        case_ids,
+    ),
+];
+
+/// Entry point: `args` are the arguments after `interop`.
+pub fn run(args: &[String], servers: &mut Servers) -> Result<()> {
+    let targets = parse_args(args)?;
+    let root = std::env::current_dir()?;
+    let work = root.join("target").join("interop");
+    std::fs::create_dir_all(work.join("logs"))?;
+    let node = NodeApp::prepare(&root.join("interop"))?;
+    let rust_bin = build_rust_app(&root)?;
+
+    let mut rows = Vec::new();
+    for target in targets {
+        eprintln!("xtask: interop on {}", target.label());
+        let results = match run_target(target, servers, &node, &rust_bin, &work) {
+            Ok(results) => results,
+            Err(e) => {
+                eprintln!("xtask: interop on {} could not run: {e:#}", target.label());
+                CASES
+                    .iter()
+                    .map(|_| Outcome::NotRun(format!("{e:#}")))
+                    .collect()
+            }
+        };
+        rows.push((target, results));
+    }
+    report(&rows)
+}
+
+fn parse_args(args: &[String]) -> Result<Vec<Target>> {
+    let mut stores = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--backend" => {
+                let name = it.next().context("--backend needs a name")?;
+                ensure!(
+                    TARGETS.iter().any(|t| t.store() == name),
+                    "unknown interop backend {name:?}; known: redis postgres mongo sqlite"
+                );
+                stores.push(name.clone());
+            }
+            other => bail!("unknown argument {other:?} (usage: cargo xtask interop [--backend redis|postgres|mongo|sqlite]...)"),
+        }
+    }
+    Ok(TARGETS
+        .into_iter()
+        .filter(|t| stores.is_empty() || stores.iter().any(|s| s == t.store()))
+        .collect())
+}
+
+/// How one case went on one store.
+enum Outcome {
+    Passed,
+    Failed(String),
+    NotRun(String),
+}
+
+fn report(rows: &[(Target, Vec<Outcome>)]) -> Result<()> {
+    println!();
+    print!("| {:<32} |", "store");
+    for (col, _, _) in CASES {
+        print!(" {col} |");
+    }
+    println!();
+    print!("|{}|", "-".repeat(34));
+    for (col, _, _) in CASES {
+        print!("{}|", "-".repeat(col.chars().count() + 2));
+    }
+    println!();
+    let (mut passed, mut failed, mut not_run) = (0, 0, 0);
+    for (target, results) in rows {
+        print!("| {:<32} |", target.label());
+        for ((col, _, _), outcome) in CASES.iter().zip(results) {
+            let word = match outcome {
+                Outcome::Passed => {
+                    passed += 1;
+                    "ok"
+                }
+                Outcome::Failed(_) => {
+                    failed += 1;
+                    "FAIL"
+                }
+                Outcome::NotRun(_) => {
+                    not_run += 1;
+                    "-"
+                }
+            };
+            print!(" {word:<w$} |", w = col.chars().count());
+        }
+        println!();
+    }
+    println!();
+    for (target, results) in rows {
+        for ((col, what, _), outcome) in CASES.iter().zip(results) {
+            match outcome {
+                Outcome::Failed(why) => {
+                    println!("FAIL {} / {col} ({what}):\n    {why}\n", target.label())
+                }
+                Outcome::NotRun(why) => println!("NOT RUN {} / {col}: {why}", target.label()),
+                Outcome::Passed => {}
+            }
+        }
+    }
+    println!("interop: {passed} passed, {failed} failed");
+    if failed > 0 || not_run > 0 {
+        bail!("interop: {failed} case(s) failed, {not_run} could not run (logs in target/interop/logs)");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Preparing and starting the apps
+
+/// The Node app directory, with its dependencies installed.
+struct NodeApp {
+    dir: PathBuf,
+}
+
+impl NodeApp {
+    /// Checks Node and runs `npm ci` when `node_modules` is missing.
+    fn prepare(dir: &Path) -> Result<NodeApp> {
+        let version = Command::new("node").arg("--version").output().context(
+            "running `node --version`: Node.js 20 or later is needed for the interop tests",
+        )?;
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+        let major: u32 = version
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .with_context(|| format!("unexpected `node --version` output {version:?}"))?;
+        ensure!(
+            major >= 20,
+            "Node.js {version} is too old: the interop app needs 20 or later"
+        );
+        if !dir
+            .join("node_modules")
+            .join(".package-lock.json")
+            .is_file()
+        {
+            eprintln!("xtask: npm ci in {} (node {version})", dir.display());
+            let mut npm = Command::new("npm");
+            npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(dir);
+            // sqlite3 has no prebuilt binary reachable here: node-gyp builds
+            // it against the installed Node headers instead of downloading them.
+            if std::env::var_os("npm_config_nodedir").is_none()
+                && Path::new("/usr/include/node/node.h").is_file()
+            {
+                npm.env("npm_config_nodedir", "/usr");
+            }
+            let status = npm.status().context("running npm ci (is npm installed?)")?;
+            ensure!(status.success(), "npm ci failed in {}", dir.display());
+        }
+        Ok(NodeApp {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Runs `node tools.js ARGS` and returns its standard output.
+    fn tool(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("node")
+            .arg("tools.js")
+            .args(args)
+            .current_dir(&self.dir)
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running node tools.js")?;
+        ensure!(
+            out.status.success(),
+            "node tools.js {} failed",
+            args.join(" ")
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+fn build_rust_app(root: &Path) -> Result<PathBuf> {
+    eprintln!("xtask: == cargo build -p interop-app");
+    let status = Command::new(crate::cargo())
+        .args(["build", "-p", "interop-app"])
+        .status()
+        .context("running cargo build")?;
+    ensure!(status.success(), "building interop-app failed");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target_dir
+        .join("debug")
+        .join(format!("interop-app{}", std::env::consts::EXE_SUFFIX));
+    ensure!(bin.is_file(), "{} was not built", bin.display());
+    Ok(bin)
+}
+
+/// The environment both apps get for one store.
+struct StoreEnv {
+    vars: Vec<(&'static str, String)>,
+    /// Files to delete afterwards.
+    files: Vec<PathBuf>,
+}
+
+impl Drop for StoreEnv {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn store_env(
+    target: Target,
+    servers: &mut Servers,
+    node: &NodeApp,
+    work: &Path,
+) -> Result<StoreEnv> {
+    let url = |servers: &mut Servers, b: Backend| -> Result<String> {
+        match servers.ensure(b)? {
+            Some((_, url, _)) => Ok(url),
+            None => bail!("no server for {}", b.name()),
+        }
+    };
+    let mut vars = vec![("STORE", target.store().to_owned())];
+    let mut files = Vec::new();
+    match target {
+        Target::Redis => vars.push(("REDIS_URL", url(servers, Backend::Redis)?)),
+        Target::Postgres(db, tz) => {
+            let base = url(servers, Backend::Postgres)?;
+            vars.push(("DATABASE_URL", node.tool(&["pg-database", &base, db, tz])?));
+            // Read by the Rust app only: store-postgres writes and compares
+            // `expire` in the zone of the Node app's connections.
+            vars.push(("PG_TIME_ZONE", tz.to_owned()));
+        }
+        Target::Mongo => {
+            let base = url(servers, Backend::Mongo)?;
+            node.tool(&["mongo-drop", &base, "interop"])?;
+            vars.push(("MONGODB_URL", base));
+            vars.push(("MONGODB_DB", "interop".to_owned()));
+        }
+        Target::Sqlite => {
+            let path = work.join(format!("sessions-{}.db", std::process::id()));
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let f = PathBuf::from(format!("{}{suffix}", path.display()));
+                let _ = std::fs::remove_file(&f);
+                files.push(f);
+            }
+            vars.push(("SQLITE_PATH", path.display().to_string()));
+            // connect-session-sequelize's `get` ignores `expires`; only its
+            // cleanup timer removes expired rows (every 15 min by default).
+            vars.push(("SQLITE_CLEANUP_MS", "250".to_owned()));
+        }
+    }
+    Ok(StoreEnv { vars, files })
+}
+
+/// A running app; killed on drop.
+struct App {
+    name: String,
+    port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Node,
+    Rust,
+}
+
+fn start_app(
+    side: Side,
+    secrets: &[&str],
+    label: &str,
+    env: &StoreEnv,
+    node: &NodeApp,
+    rust_bin: &Path,
+    work: &Path,
+) -> Result<App> {
+    let port = free_port()?;
+    let name = format!(
+        "{}[{}]",
+        match side {
+            Side::Node => "node",
+            Side::Rust => "rust",
+        },
+        label
+    );
+    let log = work.join("logs").join(format!(
+        "{}.log",
+        name.replace(['[', ']'], "-")
+            .trim_end_matches('-')
+            .replace(',', "-")
+    ));
+    let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let mut cmd = match side {
+        Side::Node => {
+            let mut c = Command::new("node");
+            c.arg("app.js").current_dir(&node.dir);
+            c
+        }
+        Side::Rust => Command::new(rust_bin),
+    };
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    cmd.env("SECRETS", secrets.join(","))
+        .env("PORT", port.to_string())
+        .env("COOKIE_NAME", COOKIE)
+        .env("MAX_AGE_MS", "3600000")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+    let mut app = App {
+        name,
+        port,
+        child,
+        log,
+    };
+    let start = Instant::now();
+    loop {
+        if let Some(status) = app.child.try_wait()? {
+            bail!(
+                "{} exited before listening ({status}):\n{}",
+                app.name,
+                log_tail(&app.log)
+            );
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(app);
+        }
+        if start.elapsed() > START_LIMIT {
+            bail!(
+                "{} did not listen on {port} within {START_LIMIT:?}:\n{}",
+                app.name,
+                log_tail(&app.log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(15)..];
+    tail.iter().map(|l| format!("    | {l}\n")).collect()
+}
+
+/// The six apps of one store: Node and Rust, each with the old secret,
+/// with `[new, old]` and with the new secret.
+struct Apps {
+    node: App,
+    rust: App,
+    node_rotating: App,
+    rust_rotating: App,
+    node_new: App,
+    rust_new: App,
+}
+
+fn run_target(
+    target: Target,
+    servers: &mut Servers,
+    node: &NodeApp,
+    rust_bin: &Path,
+    work: &Path,
+) -> Result<Vec<Outcome>> {
+    let env = store_env(target, servers, node, work)?;
+    let slug = target.slug();
+    let start = |side, secrets: &[&str], what: &str| {
+        start_app(
+            side,
+            secrets,
+            &format!("{slug},{what}"),
+            &env,
+            node,
+            rust_bin,
+            work,
+        )
+    };
+    // Node first, and it writes first: as in a migration, the Node store
+    // creates the table / collection / index, and the Rust store finds it.
+    let node_app = start(Side::Node, &[SECRET_OLD], "old")?;
+    node_app
+        .login("first", None)
+        .context("first login on the Node app")?;
+    let apps = Apps {
+        rust: start(Side::Rust, &[SECRET_OLD], "old")?,
+        node: node_app,
+        node_rotating: start(Side::Node, &[SECRET_NEW, SECRET_OLD], "rotating")?,
+        rust_rotating: start(Side::Rust, &[SECRET_NEW, SECRET_OLD], "rotating")?,
+        node_new: start(Side::Node, &[SECRET_NEW], "new")?,
+        rust_new: start(Side::Rust, &[SECRET_NEW], "new")?,
+    };
+    let mut results = Vec::new();
+    for (col, _, check) in CASES {
+        let outcome = match check(&apps) {
+            Ok(()) => Outcome::Passed,
+            Err(e) => {
+                let mut why = format!("{e:#}");
+                for app in [
+                    &apps.node,
+                    &apps.rust,
+                    &apps.node_rotating,
+                    &apps.rust_rotating,
+                ] {
+                    let tail = log_tail(&app.log);
+                    if !tail.trim().is_empty() {
+                        why.push_str(&format!(
+                            "\n    log of {} ({}):\n{tail}",
+                            app.name,
+                            app.log.display()
+                        ));
+                    }
+                }
+                Outcome::Failed(why)
+            }
+        };
+        eprintln!(
+            "xtask: {} / {col}: {}",
+            target.label(),
+            if matches!(outcome, Outcome::Passed) {
+                "ok"
+            } else {
+                "FAIL"
+            }
+        );
+        results.push(outcome);
+    }
+    Ok(results)
+}
+
+// ---------------------------------------------------------------------------
+// A tiny HTTP/1.1 client (one request per connection) and the app routes
+
+/// An app's answer: the status, the `connect.sid` cookie it set (if any)
+/// and the JSON body.
+struct Reply {
+    status: u16,
+    cookie: Option<String>,
+    body: Value,
+}
+
+fn http(port: u16, method: &str, target: &str, cookie: Option<&str>) -> Result<Reply> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    if let Some(c) = cookie {
+        req.push_str(&format!("Cookie: {COOKIE}={c}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Result<Reply> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of headers in the response")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .context("bad status line")?;
+    let mut cookie = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("set-cookie") {
+            if let Some(rest) = value.strip_prefix(&format!("{COOKIE}=")) {
+                cookie = Some(rest.split(';').next().unwrap_or("").to_owned());
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            && value.eq_ignore_ascii_case("chunked")
+        {
+            chunked = true;
+        }
+    }
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()));
+    Ok(Reply {
+        status,
+        cookie,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("bad chunk")?;
+        let size_text = String::from_utf8_lossy(&data[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .context("bad chunk size")?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        ensure!(data.len() >= size + 2, "truncated chunk");
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A session dump: `{found, id, session: {cookie, ...data}}`.
+struct Dump(Value);
+
+impl Dump {
+    fn found(&self) -> bool {
+        self.0["found"] == Value::Bool(true)
+    }
+
+    fn id(&self) -> Option<&str> {
+        self.0["id"].as_str()
+    }
+
+    fn data(&self) -> Map<String, Value> {
+        let mut m = self.0["session"].as_object().cloned().unwrap_or_default();
+        m.shift_remove("cookie");
+        m
+    }
+
+    fn cookie(&self) -> Map<String, Value> {
+        self.0["session"]["cookie"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl App {
+    fn call(&self, method: &str, target: &str, cookie: Option<&str>) -> Result<Reply> {
+        let reply = http(self.port, method, target, cookie)
+            .with_context(|| format!("{method} {target} on {}", self.name))?;
+        ensure!(
+            reply.status == 200,
+            "{method} {target} on {} answered {}: {}",
+            self.name,
+            reply.status,
+            reply.body
+        );
+        Ok(reply)
+    }
+
+    /// Logs in; returns the new cookie and the session.
+    fn login(&self, user: &str, max_age: Option<Duration>) -> Result<(String, Dump)> {
+        let mut target = format!("/login?user={}", encode(user));
+        if let Some(d) = max_age {
+            target.push_str(&format!("&maxAge={}", d.as_millis()));
+        }
+        let reply = self.call("POST", &target, None)?;
+        let cookie = reply
+            .cookie
+            .with_context(|| format!("login on {} set no {COOKIE} cookie", self.name))?;
+        Ok((cookie, Dump(reply.body)))
+    }
+
+    fn read(&self, cookie: &str) -> Result<Dump> {
+        Ok(Dump(self.call("GET", "/read", Some(cookie))?.body))
+    }
+
+    /// Sets `key`; returns the cookie set on the response (if any) and the session.
+    fn set(&self, cookie: &str, key: &str, value: &Value) -> Result<(Option<String>, Dump)> {
+        let target = format!(
+            "/set?key={}&value={}",
+            encode(key),
+            encode(&value.to_string())
+        );
+        let reply = self.call("POST", &target, Some(cookie))?;
+        Ok((reply.cookie, Dump(reply.body)))
+    }
+
+    fn regenerate(&self, cookie: &str) -> Result<(String, Dump)> {
+        let reply = self.call("POST", "/regenerate", Some(cookie))?;
+        let cookie = reply
+            .cookie
+            .with_context(|| format!("regenerate on {} set no cookie", self.name))?;
+        Ok((cookie, Dump(reply.body)))
+    }
+
+    fn destroy(&self, cookie: &str) -> Result<()> {
+        self.call("POST", "/destroy", Some(cookie)).map(|_| ())
+    }
+
+    fn touch(&self, cookie: &str) -> Result<()> {
+        self.call("GET", "/touch", Some(cookie)).map(|_| ())
+    }
+
+    fn new_id(&self) -> Result<String> {
+        let reply = self.call("GET", "/id", None)?;
+        reply.body["id"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("/id on {} gave no id: {}", self.name, reply.body))
+    }
+
+    fn check_id(&self, id: &str) -> Result<Option<String>> {
+        let reply = self.call("GET", &format!("/check-id?id={}", encode(id)), None)?;
+        Ok(match reply.body["valid"] {
+            Value::Bool(true) => None,
+            _ => Some(reply.body["error"].as_str().unwrap_or("invalid").to_owned()),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Checks
+
+/// Milliseconds since the epoch of an ISO-8601 UTC instant as express-session
+/// writes it (`2024-01-02T03:04:05.678Z`; `+00:00` accepted too).
+fn iso_millis(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let ms: String = frac.chars().chain(std::iter::repeat('0')).take(3).collect();
+    let ms: i64 = ms.parse().ok()?;
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms)
+}
+
+/// The reader saw exactly what the writer stored: same id, same data, same
+/// cookie fields (the expiry compared as an instant).
+fn same_session(what: &str, written: &Dump, read: &Dump) -> Result<()> {
+    ensure!(read.found(), "{what}: no session found");
+    ensure!(
+        read.id() == written.id(),
+        "{what}: id {:?} instead of {:?}",
+        read.id(),
+        written.id()
+    );
+    ensure!(
+        read.data() == written.data(),
+        "{what}: data differs\n      written: {}\n      read:    {}",
+        Value::Object(written.data()),
+        Value::Object(read.data())
+    );
+    let (mut wc, mut rc) = (written.cookie(), read.cookie());
+    let (we, re) = (wc.shift_remove("expires"), rc.shift_remove("expires"));
+    let instant = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).and_then(iso_millis);
+    ensure!(
+        wc == rc && instant(&we) == instant(&re) && we.is_some() == re.is_some(),
+        "{what}: cookie differs\n      written: {}\n      read:    {}",
+        written.0["session"]["cookie"],
+        read.0["session"]["cookie"]
+    );
+    Ok(())
+}
+
+/// The session as its writer sees it (its stored state), then as the reader
+/// sees it, then again as the writer sees it after the reader's request.
+fn cross_read(writer: &App, reader: &App, user: &str) -> Result<()> {
+    let (cookie, _) = writer.login(user, None)?;
+    let written = writer.read(&cookie)?;
+    ensure!(
+        written.found(),
+        "{} does not find its own new session",
+        writer.name
+    );
+    ensure!(
+        written.data().get("user") == Some(&json!(user)) && written.data().len() == 4,
+        "{} stored unexpected data: {}",
+        writer.name,
+        Value::Object(written.data())
+    );
+    let read = reader.read(&cookie)?;
+    same_session(
+        &format!("{} reading {}'s session", reader.name, writer.name),
+        &written,
+        &read,
+    )?;
+    let again = writer.read(&cookie)?;
+    same_session(
+        &format!(
+            "{} reading its session after {} read it",
+            writer.name, reader.name
+        ),
+        &written,
+        &again,
+    )
+}
+
+fn case_node_to_rust(a: &Apps) -> Result<()> {
+    cross_read(&a.node, &a.rust, "node-user ✓")
+}
+
+fn case_rust_to_node(a: &Apps) -> Result<()> {
+    cross_read(&a.rust, &a.node, "rust-user ✓")
+}
+
+fn case_changes(a: &Apps) -> Result<()> {
+    for (first, other) in [(&a.node, &a.rust), (&a.rust, &a.node)] {
+        let (cookie, _) = first.login("changer", None)?;
+        let mut expected = first.read(&cookie)?.data();
+        // The other side adds a key and changes one.
+        let cart = json!({ "items": [{ "sku": "A-1", "qty": 2 }], "total": 12.5 });
+        other.set(&cookie, "cart", &cart)?;
+        other.set(&cookie, "visits", &json!(2))?;
+        expected.insert("cart".into(), cart);
+        expected.insert("visits".into(), json!(2));
+        let seen = first.read(&cookie)?;
+        ensure!(
+            seen.found(),
+            "{} lost the session after {} changed it",
+            first.name,
+            other.name
+        );
+        ensure!(
+            seen.data() == expected,
+            "{} after {}'s changes\n      expected: {}\n      found:    {}",
+            first.name,
+            other.name,
+            Value::Object(expected.clone()),
+            Value::Object(seen.data())
+        );
+        // And back: the first side adds a key; nothing the other wrote is lost.
+        first.set(&cookie, "flash", &json!("saved ✓"))?;
+        expected.insert("flash".into(), json!("saved ✓"));
+        let seen = other.read(&cookie)?;
+        ensure!(
+            seen.data() == expected,
+            "{} after {}'s change\n      expected: {}\n      found:    {}",
+            other.name,
+            first.name,
+            Value::Object(expected.clone()),
+            Value::Object(seen.data())
+        );
+        // Regenerate on the other side: a new id with the same data; the old id is gone.
+        let old_id = seen.id().map(str::to_owned);
+        let (new_cookie, regenerated) = other.regenerate(&cookie)?;
+        ensure!(
+            regenerated.id().is_some() && regenerated.id().map(str::to_owned) != old_id,
+            "{}'s regenerate kept the id",
+            other.name
+        );
+        let seen = first.read(&new_cookie)?;
+        ensure!(
+            seen.found() && seen.id() == regenerated.id() && seen.data() == expected,
+            "{} reading the session {} regenerated: {}",
+            first.name,
+            other.name,
+            seen.0
+        );
+        ensure!(
+            !first.read(&cookie)?.found(),
+            "{} still finds the old id after {} regenerated it",
+            first.name,
+            other.name
+        );
+    }
+    Ok(())
+}
+
+fn case_destroy(a: &Apps) -> Result<()> {
+    for (creator, destroyer) in [
+        (&a.node, &a.rust),
+        (&a.rust, &a.node),
+        (&a.node, &a.node),
+        (&a.rust, &a.rust),
+    ] {
+        let (cookie, _) = creator.login("leaver", None)?;
+        for app in [creator, destroyer] {
+            ensure!(
+                app.read(&cookie)?.found(),
+                "{} does not see {}'s new session",
+                app.name,
+                creator.name
+            );
+        }
+        destroyer.destroy(&cookie)?;
+        for app in [&a.node, &a.rust] {
+            let seen = app.read(&cookie)?;
+            ensure!(
+                !seen.found(),
+                "{} still sees the session {} created and {} destroyed: {}",
+                app.name,
+                creator.name,
+                destroyer.name,
+                seen.0
+            );
+        }
+    }
+    Ok(())
+}
+
+fn wait_until(deadline: Instant) {
+    // Waiting for time itself to pass (cookie lifetimes), not for another
+    // process: there is nothing to poll instead.
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}
+
+fn case_expiry(a: &Apps) -> Result<()> {
+    let (n, r) = (&a.node, &a.rust);
+    // No early logout: an hour-long session is live on the other side (a
+    // PostgreSQL time zone taken for UTC would move it hours back).
+    for (writer, reader) in [(n, r), (r, n)] {
+        let (cookie, _) = writer.login("hour", None)?;
+        ensure!(
+            reader.read(&cookie)?.found(),
+            "{} does not see {}'s one-hour session: logged out early",
+            reader.name,
+            writer.name
+        );
+    }
+
+    // Sessions touched half-way through their life, then read by the other
+    // side after the expiry written in their JSON: the touch must keep them.
+    // Every combination of creator and toucher; the checker is the side that
+    // did not touch.
+    struct Touched<'a> {
+        creator: &'a App,
+        toucher: &'a App,
+        checker: &'a App,
+        cookie: String,
+        touched_at: Option<Instant>,
+    }
+    let start = Instant::now();
+    let mut touched = Vec::new();
+    for (creator, toucher, checker) in [(n, n, r), (n, r, n), (r, r, n), (r, n, r)] {
+        let (cookie, _) = creator.login("toucher", Some(TOUCH_LIFETIME))?;
+        touched.push(Touched {
+            creator,
+            toucher,
+            checker,
+            cookie,
+            touched_at: None,
+        });
+    }
+    // Sessions never touched after creation: gone on both sides after expiry.
+    let mut short = Vec::new();
+    for creator in [n, r] {
+        short.push((creator, creator.login("short", Some(SHORT_LIFETIME))?.0));
+    }
+    let created = Instant::now();
+
+    wait_until(created + SHORT_LIFETIME + STORE_ROUNDING);
+    for (creator, cookie) in &short {
+        for app in [n, r] {
+            let seen = app.read(cookie)?;
+            ensure!(
+                !seen.found(),
+                "{} still sees {}'s session {:?} after its expiry: immortal session",
+                app.name,
+                creator.name,
+                seen.0["session"]["cookie"]["expires"]
+            );
+        }
+    }
+
+    wait_until(start + TOUCH_LIFETIME / 2);
+    for t in &mut touched {
+        t.toucher.touch(&t.cookie)?;
+        t.touched_at = Some(Instant::now());
+    }
+    // Every JSON `expires` written at login has passed now.
+    wait_until(created + TOUCH_LIFETIME + Duration::from_millis(200));
+    let mut last_read = Instant::now();
+    for t in &touched {
+        let before = Instant::now();
+        let seen = t.checker.read(&t.cookie)?;
+        let window_end = t.touched_at.map(|at| at + TOUCH_LIFETIME).unwrap_or(before);
+        ensure!(
+            before + Duration::from_millis(300) < window_end,
+            "inconclusive: the read came too late (the machine stalled for seconds); rerun"
+        );
+        ensure!(
+            seen.found(),
+            "{} lost the session {} created and {} touched, at the expiry written before the touch: the touch was not honoured",
+            t.checker.name,
+            t.creator.name,
+            t.toucher.name
+        );
+        last_read = Instant::now();
+    }
+    // The reads above touched them again; once that lifetime is over too,
+    // they are gone everywhere.
+    wait_until(last_read + TOUCH_LIFETIME + STORE_ROUNDING);
+    for t in &touched {
+        for app in [n, r] {
+            let seen = app.read(&t.cookie)?;
+            ensure!(
+                !seen.found(),
+                "{} still sees the session {} created and {} touched, after its extended expiry: immortal session",
+                app.name,
+                t.creator.name,
+                t.toucher.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn case_rotation(a: &Apps) -> Result<()> {
+    for signer in [&a.node, &a.rust] {
+        for rotating in [&a.node_rotating, &a.rust_rotating] {
+            let (old_cookie, _) = signer.login("rotator", None)?;
+            let written = signer.read(&old_cookie)?;
+            for new_only in [&a.node_new, &a.rust_new] {
+                ensure!(
+                    !new_only.read(&old_cookie)?.found(),
+                    "{} (new secret only) accepted a cookie signed with the old secret",
+                    new_only.name
+                );
+            }
+            let seen = rotating.read(&old_cookie)?;
+            same_session(
+                &format!(
+                    "{} reading {}'s old-signed cookie",
+                    rotating.name, signer.name
+                ),
+                &written,
+                &seen,
+            )?;
+            let (set_cookie, _) = rotating.set(&old_cookie, "rotated", &json!(true))?;
+            let new_cookie = set_cookie.with_context(|| {
+                format!(
+                    "{} changed the session but sent no cookie re-signed with the new secret",
+                    rotating.name
+                )
+            })?;
+            ensure!(
+                new_cookie != old_cookie,
+                "{} sent back the old-signed cookie",
+                rotating.name
+            );
+            for new_only in [&a.node_new, &a.rust_new] {
+                let seen = new_only.read(&new_cookie)?;
+                ensure!(
+                    seen.found()
+                        && seen.id() == written.id()
+                        && seen.data().get("rotated") == Some(&json!(true)),
+                    "{} (new secret only) does not accept the cookie {} re-signed: {}",
+                    new_only.name,
+                    rotating.name,
+                    seen.0
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn case_ids(a: &Apps) -> Result<()> {
+    for (generator, checkers) in [(&a.node, [&a.rust, &a.node]), (&a.rust, [&a.node, &a.rust])] {
+        let mut ids = Vec::new();
+        for _ in 0..IDS_PER_SIDE {
+            ids.push(generator.new_id()?);
+        }
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        ensure!(
+            unique.len() == ids.len(),
+            "{} generated a duplicate id",
+            generator.name
+        );
+        for id in &ids {
+            for checker in checkers {
+                if let Some(why) = checker.check_id(id)? {
+                    bail!(
+                        "{}'s id {id:?} is refused by {}: {why}",
+                        generator.name,
+                        checker.name
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_instants_parse() {
+        assert_eq!(iso_millis("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(
+            iso_millis("2024-02-29T12:34:56.789Z"),
+            Some(1_709_210_096_789)
+        );
+        assert_eq!(
+            iso_millis("2024-02-29T12:34:56.789+00:00"),
+            Some(1_709_210_096_789)
+        );
+        assert_eq!(iso_millis("2024-02-29T12:34:56Z"), Some(1_709_210_096_000));
+        assert_eq!(iso_millis("2024-02-29 12:34:56"), None);
+    }
+
+    #[test]
+    fn responses_parse() -> Result<()> {
+        let raw = b"HTTP/1.1 200 OK\r\nSet-Cookie: other=1\r\nset-cookie: connect.sid=s%3Aabc.def; Path=/; HttpOnly\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n";
+        let r = parse_response(raw)?;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.cookie.as_deref(), Some("s%3Aabc.def"));
+        assert_eq!(r.body, json!({ "a": 1 }));
+        Ok(())
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode("a b&c=✓"), "a%20b%26c%3D%E2%9C%93");
+    }
+}
