@@ -8,6 +8,8 @@
 //! - `interop [--backend NAME]...`: runs the Node express-session app and
 //!   the Rust app against the same store and checks they share sessions
 //!   (see `interop.rs`).
+//! - `browser [--backend NAME]...`: the demo's headless-Chromium test per
+//!   store (needs Debian's `chromium` and `chromium-driver`).
 //! - `servers`: finds or starts the servers and prints their URLs, then
 //!   waits (handy for running single tests by hand).
 
@@ -75,6 +77,10 @@ fn main() -> Result<()> {
             check_rows(&rows, require)
         }
         Some("ci") => ci(),
+        Some("browser") => {
+            let (backends, _) = parse_conformance_args(&args[1..])?;
+            browser(&backends, &mut Servers::default())
+        }
         Some("interop") => interop::run(&args[1..], &mut Servers::default()),
         Some("servers") => {
             let mut servers = Servers::default();
@@ -268,6 +274,49 @@ fn run(step: &str, cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: {step} took {:.1}s", start.elapsed().as_secs_f64());
     if !status.success() {
         bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The store URL the demo's browser test uses for a backend: its own
+/// key prefix, table or collection, so it never touches test data.
+fn demo_store_url(b: Backend, servers: &mut Servers) -> Result<Option<String>> {
+    let join = |url: &str, opt: &str| {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{opt}")
+    };
+    Ok(match (b, servers.ensure(b)?) {
+        (Backend::Memory, _) => Some("memory://".to_owned()),
+        (Backend::Sqlite, _) => None, // the demo's default: sessions.db in its working directory
+        (Backend::Redis, Some((_, url, _))) => Some(join(&url, "prefix=demo-browser:")),
+        (Backend::Postgres, Some((_, url, _))) => Some(join(&url, "table=demo_browser_session")),
+        (Backend::Mongo, Some((_, url, _))) => Some(join(&url, "collection=demo_browser_sessions")),
+        (_, None) => bail!("no server for {}", b.name()),
+    })
+}
+
+/// Runs the demo's headless-Chromium test once per backend.
+fn browser(backends: &[Backend], servers: &mut Servers) -> Result<()> {
+    for &b in backends {
+        let mut cmd = Command::new(cargo());
+        cmd.args([
+            "test",
+            "-p",
+            "session-demo",
+            "--test",
+            "browser",
+            "--",
+            "--ignored",
+        ]);
+        servers.apply_env(&mut cmd);
+        match demo_store_url(b, servers)? {
+            Some(url) => cmd.env("SESSION_STORE_URL", url),
+            None => cmd.env_remove("SESSION_STORE_URL"),
+        };
+        run(
+            &format!("browser test of the demo on {}", b.name()),
+            &mut cmd,
+        )?;
     }
     Ok(())
 }
