@@ -7,7 +7,7 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use session_core::signing::decode_component;
 use session_core::time::Timestamp;
-use session_core::{CookieMeta, Priority, SameSite};
+use session_core::{CookieMeta, Priority, SameSite, Signer, Verified};
 use std::fmt::Write as _;
 
 /// RFC 7230 `token`: what a cookie name may be.
@@ -57,30 +57,74 @@ pub(crate) fn valid_path(path: &str) -> bool {
     path.starts_with('/') && path.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';')
 }
 
+/// ASCII spaces and tabs around a key or value, as the `cookie` package trims.
+fn trim(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
+
 /// The first value of cookie `name` across the request's `Cookie` headers,
 /// unquoted and percent-decoded like the `cookie` package (`+` stays `+`).
 /// `None` when absent or empty.
+///
+/// The headers are read as bytes: another cookie with bytes that are not
+/// UTF-8 (obs-text) does not hide the session cookie beside it.
 pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
     for header in headers.get_all(COOKIE) {
-        let Ok(text) = std::str::from_utf8(header.as_bytes()) else {
-            continue;
-        };
-        for pair in text.split(';') {
-            let Some((key, value)) = pair.split_once('=') else {
+        for pair in header.as_bytes().split(|&b| b == b';') {
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if key.trim() != name {
+            if trim(&pair[..eq]) != name.as_bytes() {
                 continue;
             }
-            let mut value = value.trim();
-            if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
-                value = &value[1..value.len() - 1];
+            let mut value = trim(&pair[eq + 1..]);
+            if let [b'"', inner @ .., b'"'] = value {
+                value = inner;
             }
             // The first occurrence wins, even when it is empty or invalid.
-            return (!value.is_empty()).then(|| decode_component(value).into_owned());
+            if value.is_empty() {
+                return None;
+            }
+            let text = String::from_utf8_lossy(value);
+            return Some(decode_component(&text).into_owned());
         }
     }
     None
+}
+
+/// What the session cookie of a request says, before any store is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCookie {
+    /// No cookie with the configured name (or an empty one).
+    Absent,
+    /// A correctly signed cookie holding a valid id.
+    Valid(Verified),
+    /// A value without the `s:` prefix.
+    Unsigned,
+    /// `s:` but a signature no secret verifies, or a validly signed value
+    /// whose id is malformed (wrong length or charset).
+    Invalid,
+}
+
+/// Reads and verifies the session cookie exactly as the middleware does:
+/// the first cookie named `name` across the `Cookie` headers, unquoted,
+/// percent-decoded, its `s:<id>.<mac>` checked against each secret and the
+/// id validated. No I/O, no logging.
+pub fn read_session_cookie(headers: &HeaderMap, name: &str, signer: &Signer) -> SessionCookie {
+    match find(headers, name) {
+        None => SessionCookie::Absent,
+        Some(value) => match signer.unsign(&value) {
+            Some(v) => SessionCookie::Valid(v),
+            None if value.starts_with("s:") => SessionCookie::Invalid,
+            None => SessionCookie::Unsigned,
+        },
+    }
 }
 
 /// `Thu, 01 Jan 1970 00:00:00 GMT`, the form `Date.prototype.toUTCString` writes.
@@ -198,6 +242,31 @@ mod tests {
         let h = headers(&["sid=; sid=later"]);
         assert_eq!(find(&h, "sid"), None);
         assert_eq!(find(&headers(&["novalue; other=1"]), "sid"), None);
+    }
+
+    #[test]
+    fn other_cookies_with_non_utf8_bytes_do_not_hide_the_session_cookie() {
+        let mut h = HeaderMap::new();
+        let raw =
+            HeaderValue::from_bytes(b"pref=caf\xe9; sid=s%3Aabc; x=\xff\xfe").expect("obs-text");
+        h.append(COOKIE, raw);
+        assert_eq!(find(&h, "sid").as_deref(), Some("s:abc"));
+        // Our own cookie with such bytes is present but invalid, and still wins.
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"sid=\xff").expect("obs-text"),
+        );
+        h.append(COOKIE, HeaderValue::from_static("sid=later"));
+        assert_eq!(find(&h, "sid").as_deref(), Some("\u{fffd}"));
+    }
+
+    #[test]
+    fn spaces_and_tabs_are_trimmed_like_the_cookie_package() {
+        let h = headers(&["a=1;\t sid \t=\t \"s%3Ax\" ;b=2"]);
+        assert_eq!(find(&h, "sid").as_deref(), Some("s:x"));
+        assert_eq!(find(&headers(&["sid=\""]), "sid").as_deref(), Some("\""));
+        assert_eq!(find(&headers(&["sid=\"\""]), "sid"), None);
     }
 
     #[test]

@@ -13,6 +13,13 @@ pub use error::{MissingSession, SessionError};
 pub use service::{SecureConnection, SessionLayer, SessionService};
 pub use session::Session;
 
+/// Internals exposed for the fuzz targets and their corpus-replay tests, so
+/// they run the very code the middleware runs. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::cookie::{read_session_cookie, SessionCookie};
+}
+
 #[doc(inline)]
 pub use session_core::{
     time, CookieMeta, Error, Priority, Record, SameSite, SessionId, Store, WriteOutcome,

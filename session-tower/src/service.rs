@@ -1,7 +1,7 @@
 //! The tower `Layer` and `Service`, and the axum extractor.
 
 use crate::config::SessionConfig;
-use crate::cookie;
+use crate::cookie::{self, SessionCookie};
 use crate::error::{decorate, opaque_parts, MissingSession};
 use crate::session::{Handle, Session, State};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -168,19 +168,21 @@ fn is_secure<B>(req: &Request<B>, proxy: Option<bool>) -> bool {
 impl Shared {
     fn handle<B>(self: &Arc<Self>, req: &Request<B>) -> Handle {
         let config = &self.config;
-        let (cookie_id, secret_index) = match cookie::find(req.headers(), &config.name) {
-            None => (None, 0),
-            Some(value) => match config.signer.unsign(&value) {
-                Some(v) => (Some(v.id), v.secret_index),
-                None => {
-                    if value.starts_with("s:") {
-                        tracing::warn!(cookie = %config.name, "session cookie with an invalid signature or malformed id ignored");
-                    } else {
-                        tracing::warn!(cookie = %config.name, "unsigned session cookie ignored");
-                    }
-                    (None, 0)
-                }
-            },
+        let (cookie_id, secret_index) = match cookie::read_session_cookie(
+            req.headers(),
+            &config.name,
+            &config.signer,
+        ) {
+            SessionCookie::Absent => (None, 0),
+            SessionCookie::Valid(v) => (Some(v.id), v.secret_index),
+            SessionCookie::Unsigned => {
+                tracing::warn!(cookie = %config.name, "unsigned session cookie ignored");
+                (None, 0)
+            }
+            SessionCookie::Invalid => {
+                tracing::warn!(cookie = %config.name, "session cookie with an invalid signature or malformed id ignored");
+                (None, 0)
+            }
         };
         let state = State::new(cookie_id.is_some());
         Handle {
