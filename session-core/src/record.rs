@@ -272,6 +272,24 @@ impl Record {
         serde_json::to_vec(&Wire(self)).map_err(|e| Error::Encode(e.into()))
     }
 
+    /// The length in bytes of [`Record::to_json`], counted without building
+    /// the string (for size limits enforced before a store write).
+    pub fn encoded_len(&self) -> Result<usize> {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 = self.0.saturating_add(buf.len());
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        serde_json::to_writer(&mut count, &Wire(self)).map_err(|e| Error::Encode(e.into()))?;
+        Ok(count.0)
+    }
+
     /// Reads a stored record. Not JSON, not an object, or no valid `cookie`
     /// object gives [`Error::Decode`], never a panic.
     pub fn from_json(id: SessionId, json: &str) -> Result<Self> {
@@ -332,6 +350,17 @@ mod tests {
         assert_eq!(r.cookie.priority, Some(Priority::High));
         assert_eq!(r.cookie.domain.as_deref(), Some("example.com"));
         assert_eq!(r.to_json().expect("encodes"), json);
+    }
+
+    #[test]
+    fn encoded_len_is_the_json_length() {
+        let mut r = Record::new(id());
+        r.data.insert("ünï".into(), Value::from("çødé ✓ \" \n"));
+        r.data.insert("n".into(), Value::from(1.5));
+        assert_eq!(
+            r.encoded_len().expect("counts"),
+            r.to_json().expect("encodes").len()
+        );
     }
 
     #[test]

@@ -88,7 +88,15 @@ pub struct SessionConfig {
     pub(crate) store_default_ttl: Duration,
     pub(crate) touch_after: Option<Duration>,
     pub(crate) error_status: StatusCode,
+    pub(crate) max_session_size: Option<usize>,
 }
+
+/// The default [`SessionConfigBuilder::max_session_size`]: 1 MiB of encoded JSON.
+pub const DEFAULT_MAX_SESSION_SIZE: usize = 1024 * 1024;
+
+/// The smallest accepted [`SessionConfigBuilder::max_session_size`]: below
+/// it not even an empty session with long cookie attributes fits.
+pub const MIN_MAX_SESSION_SIZE: usize = 1024;
 
 impl fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,6 +119,7 @@ impl fmt::Debug for SessionConfig {
             .field("store_default_ttl", &self.store_default_ttl)
             .field("touch_after", &self.touch_after)
             .field("error_status", &self.error_status)
+            .field("max_session_size", &self.max_session_size)
             .finish_non_exhaustive()
     }
 }
@@ -120,7 +129,8 @@ impl SessionConfig {
     /// `HttpOnly`, `SameSite=Lax`, not `Secure`, a browser-session cookie (no
     /// `Expires`), `resave = false`, `save_uninitialized = false`,
     /// `rolling = false`, `unset = Keep`, `proxy = None`, no `touch_after`,
-    /// store errors answered with 503. A secret is required.
+    /// store errors answered with 503, sessions of at most
+    /// [`DEFAULT_MAX_SESSION_SIZE`] (1 MiB) of JSON. A secret is required.
     pub fn builder() -> SessionConfigBuilder {
         SessionConfigBuilder {
             name: "connect.sid".to_owned(),
@@ -143,6 +153,7 @@ impl SessionConfig {
             store_default_ttl: DEFAULT_TTL,
             touch_after: None,
             error_status: StatusCode::SERVICE_UNAVAILABLE,
+            max_session_size: Some(DEFAULT_MAX_SESSION_SIZE),
         }
     }
 
@@ -217,6 +228,7 @@ pub struct SessionConfigBuilder {
     store_default_ttl: Duration,
     touch_after: Option<Duration>,
     error_status: StatusCode,
+    max_session_size: Option<usize>,
 }
 
 impl fmt::Debug for SessionConfigBuilder {
@@ -428,6 +440,32 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// The largest session the middleware writes to the store, in bytes of
+    /// the stored JSON (data and cookie metadata, as
+    /// [`Record::to_json`](session_core::Record::to_json) writes it).
+    /// Default: [`DEFAULT_MAX_SESSION_SIZE`] (1 MiB); `None` for no limit;
+    /// at least [`MIN_MAX_SESSION_SIZE`].
+    ///
+    /// Checked twice, never after a store write has started:
+    /// [`Session::insert`](crate::Session::insert) refuses a value that
+    /// would make the session larger (the session keeps its previous value),
+    /// and every create or save (at the end of the request or through
+    /// [`Session::save`](crate::Session::save)) refuses a larger session, so
+    /// the stored record stays as it was. Either way the error is a
+    /// [`SessionError`](crate::SessionError) answering **413 Payload Too
+    /// Large** ([`is_too_large`](crate::SessionError::is_too_large)): the
+    /// request asked for more than the server keeps, retrying will not help,
+    /// and it is not a store outage. A loaded session that is already over
+    /// the limit is still read and touched; only writing it is refused.
+    ///
+    /// Security: without a limit a client that can grow its session (a cart,
+    /// a history) makes every later request move that much data to and
+    /// from the store.
+    pub fn max_session_size(mut self, bytes: Option<usize>) -> Self {
+        self.max_session_size = bytes;
+        self
+    }
+
     /// Checks every value and builds the configuration.
     pub fn build(self) -> Result<SessionConfig, Error> {
         if let Some(e) = self.error {
@@ -461,6 +499,14 @@ impl SessionConfigBuilder {
         }
         if !(self.error_status.is_client_error() || self.error_status.is_server_error()) {
             return Err(config_error("error_status must be a 4xx or 5xx status"));
+        }
+        if self
+            .max_session_size
+            .is_some_and(|n| n < MIN_MAX_SESSION_SIZE)
+        {
+            return Err(config_error(
+                "max_session_size must be at least 1024 bytes (or None for no limit)",
+            ));
         }
         if let Some(t) = self.touch_after {
             let lifetime = match self.expiry {
@@ -499,6 +545,7 @@ impl SessionConfigBuilder {
             store_default_ttl: self.store_default_ttl,
             touch_after: self.touch_after,
             error_status: self.error_status,
+            max_session_size: self.max_session_size,
         })
     }
 }

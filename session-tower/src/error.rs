@@ -7,7 +7,7 @@ use std::fmt;
 /// Why a [`Session`](crate::Session) call failed.
 ///
 /// As an axum response it is the configured status (503 by default) for
-/// store failures and 500 otherwise, with the status' reason phrase as the
+/// store failures, 413 for a session over the size limit and 500 otherwise, with the status' reason phrase as the
 /// only body: the cause is logged with `tracing`, never sent to the client.
 #[derive(Debug)]
 pub struct SessionError {
@@ -21,6 +21,7 @@ enum Kind {
     Value(serde_json::Error),
     ReservedKey,
     InvalidCookie(&'static str),
+    TooLarge { size: usize, limit: usize },
     Unset,
     Closed,
 }
@@ -52,6 +53,13 @@ impl SessionError {
         Self::internal(Kind::InvalidCookie(what))
     }
 
+    pub(crate) fn too_large(size: usize, limit: usize) -> Self {
+        SessionError {
+            kind: Kind::TooLarge { size, limit },
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
     pub(crate) fn unset() -> Self {
         Self::internal(Kind::Unset)
     }
@@ -68,6 +76,13 @@ impl SessionError {
         }
     }
 
+    /// The session would exceed the configured
+    /// [`max_session_size`](crate::SessionConfigBuilder::max_session_size)
+    /// (answers 413); nothing was written.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self.kind, Kind::TooLarge { .. })
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -81,6 +96,10 @@ impl fmt::Display for SessionError {
             Kind::Value(_) => f.write_str("session value could not be converted from or to JSON"),
             Kind::ReservedKey => f.write_str("the session key \"cookie\" is reserved"),
             Kind::InvalidCookie(what) => write!(f, "invalid session cookie setting: {what}"),
+            Kind::TooLarge { size, limit } => write!(
+                f,
+                "the session would be {size} bytes, over the {limit}-byte limit"
+            ),
             Kind::Unset => f.write_str("the session was unset for this request"),
             Kind::Closed => f.write_str("the session was used after its response was sent"),
         }

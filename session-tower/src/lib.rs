@@ -8,7 +8,10 @@ mod error;
 mod service;
 mod session;
 
-pub use config::{SameSitePolicy, SecurePolicy, SessionConfig, SessionConfigBuilder, UnsetPolicy};
+pub use config::{
+    SameSitePolicy, SecurePolicy, SessionConfig, SessionConfigBuilder, UnsetPolicy,
+    DEFAULT_MAX_SESSION_SIZE, MIN_MAX_SESSION_SIZE,
+};
 pub use error::{MissingSession, SessionError};
 pub use service::{SecureConnection, SessionLayer, SessionService};
 pub use session::Session;

@@ -234,7 +234,6 @@ where
         req.extensions_mut().insert(Session {
             inner: handle.clone(),
         });
-        let status = self.shared.config.error_status;
         Box::pin(async move {
             let mut res = inner.call(req).await?;
             match handle.finish().await {
@@ -243,7 +242,9 @@ where
                     Ok(res)
                 }
                 Ok(None) => Ok(res),
-                Err(_) => Ok(error_response(status)),
+                // The configured status for store failures, 413 for a
+                // session over the size limit.
+                Err(e) => Ok(error_response(e.status())),
             }
         })
     }

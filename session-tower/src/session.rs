@@ -257,7 +257,23 @@ impl Handle {
         }
     }
 
+    /// Refuses a record over `max_session_size`; called before any store write.
+    fn check_size(&self, record: &Record) -> Result<(), SessionError> {
+        let Some(limit) = self.shared.config.max_session_size else {
+            return Ok(());
+        };
+        let size = record
+            .encoded_len()
+            .map_err(|e| self.store_err("encode", e))?;
+        if size > limit {
+            tracing::warn!(size, limit, "session over max_session_size refused");
+            return Err(SessionError::too_large(size, limit));
+        }
+        Ok(())
+    }
+
     async fn save_record(&self, a: &mut Active) -> Result<WriteOutcome, SessionError> {
+        self.check_size(&a.record)?;
         if !a.in_store {
             self.create(a).await?;
             return Ok(WriteOutcome::Written);
@@ -487,12 +503,25 @@ impl Session {
 
     /// Stores `value` under `key` (any serde-serialisable value, stored as JSON).
     /// The key `"cookie"` is reserved for the cookie metadata.
+    ///
+    /// A value that would make the session larger than
+    /// [`max_session_size`](crate::SessionConfigBuilder::max_session_size)
+    /// is refused ([`SessionError::is_too_large`], 413) and the session
+    /// keeps its previous value for `key`.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
         reserved(key)?;
         let value = serde_json::to_value(value).map_err(SessionError::value)?;
         let mut st = self.inner.lock().await?;
         let a = self.inner.active(&mut st).await?;
-        a.record.data.insert(key.to_owned(), value);
+        let previous = a.record.data.insert(key.to_owned(), value);
+        if let Err(e) = self.inner.check_size(&a.record) {
+            match previous {
+                // Same key, same position: the map is as it was.
+                Some(old) => a.record.data.insert(key.to_owned(), old),
+                None => a.record.data.shift_remove(key),
+            };
+            return Err(e);
+        }
         Ok(())
     }
 
