@@ -6,7 +6,7 @@
 // in both apps; see interop/README.md.
 //
 // Environment:
-//   STORE        redis | postgres | mongo | sqlite          (required)
+//   STORE        redis | postgres | mongo | sqlite | memory (required; memory: benchmarks)
 //   REDIS_URL    for redis     (redis://127.0.0.1:6379)
 //   DATABASE_URL for postgres  (postgres://postgres@127.0.0.1:5432/test)
 //   MONGODB_URL  for mongo     (mongodb://127.0.0.1:27017)
@@ -79,6 +79,9 @@ async function makeStore(kind) {
       await store.sync();
       return { store, close: () => { store.stopExpiringSessions(); return db.close(); } };
     }
+    case 'memory':
+      // express-session's own MemoryStore (cargo xtask bench only: not shared).
+      return { store: new session.MemoryStore(), close: () => {} };
     default:
       console.error(`interop app: unknown STORE ${JSON.stringify(kind)}`);
       process.exit(2);
@@ -177,6 +180,12 @@ async function main() {
   // Destroy: removes the session from the store.
   app.post('/destroy', (req, res) => {
     req.session.destroy((err) => (err ? fail(res, err) : res.json({ destroyed: true })));
+  });
+
+  // Counter (cargo xtask bench): one load and one save per request.
+  app.get('/counter', (req, res) => {
+    req.session.n = (req.session.n || 0) + 1;
+    res.send(String(req.session.n));
   });
 
   // Touch only: reads nothing, changes nothing; express-session touches the

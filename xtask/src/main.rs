@@ -10,9 +10,12 @@
 //!   (see `interop.rs`).
 //! - `browser [--backend NAME]...`: the demo's headless-Chromium test per
 //!   store (needs Debian's `chromium` and `chromium-driver`).
+//! - `bench [--quick] [ARGS]...`: builds `bench/` in release and runs it
+//!   (see `bench.rs`); the report goes to `target/bench/results.md`.
 //! - `servers`: finds or starts the servers and prints their URLs, then
 //!   waits (handy for running single tests by hand).
 
+mod bench;
 mod interop;
 mod servers;
 
@@ -82,6 +85,7 @@ fn main() -> Result<()> {
             browser(&backends, &mut Servers::default())
         }
         Some("interop") => interop::run(&args[1..], &mut Servers::default()),
+        Some("bench") => bench::run(&args[1..], &mut Servers::default()),
         Some("servers") => {
             let mut servers = Servers::default();
             for b in Backend::ALL {
@@ -98,7 +102,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  conformance [--backend NAME]... [--require]\n  interop [--backend NAME]...\n  ci\n  servers"
+                "usage: cargo xtask <command>\n\n  conformance [--backend NAME]... [--require]\n  interop [--backend NAME]...\n  bench [--quick] [--help]\n  ci\n  servers"
             );
             std::process::exit(2)
         }
