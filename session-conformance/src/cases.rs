@@ -6,7 +6,7 @@ use anyhow::{bail, ensure, Context, Result};
 use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use session_core::time::{self, Timestamp};
-use session_core::{Error, Record, SessionId, WriteOutcome, DEFAULT_TTL};
+use session_core::{CasOutcome, Error, Record, SessionId, Version, WriteOutcome, DEFAULT_TTL};
 use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -495,4 +495,114 @@ pub async fn json_without_cookie_is_decode_error(f: &dyn Fixture) -> Result<()> 
         Err(Error::Decode(_)) => Ok(()),
         other => bail!("expected a decode error, got {other:?}"),
     }
+}
+
+/// `load_versioned` + `save_if` with an unchanged record writes, and the
+/// returned version chains; without the capability both are `Unsupported`.
+pub async fn cas_save_with_loaded_version_writes(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    let r = live(1);
+    store.create(&r).await?;
+    if !store.capabilities().compare_and_set {
+        ensure!(matches!(
+            store.load_versioned(&r.id).await,
+            Err(Error::Unsupported(_))
+        ));
+        ensure!(matches!(
+            store.save_if(&r, &Version::new("")).await,
+            Err(Error::Unsupported(_))
+        ));
+        return Ok(());
+    }
+    let (mut loaded, v1) = store.load_versioned(&r.id).await?.context("not found")?;
+    ensure!(loaded == r);
+    let (raw, _) = f.raw(&r.id).await?.context("nothing stored")?;
+    ensure!(v1.as_str() == raw, "version is not the stored text");
+    loaded.data.insert("n".into(), 2.into());
+    let CasOutcome::Written(v2) = store.save_if(&loaded, &v1).await? else {
+        bail!("save_if with the current version did not write");
+    };
+    loaded.data.insert("n".into(), 3.into());
+    ensure!(
+        matches!(store.save_if(&loaded, &v2).await?, CasOutcome::Written(_)),
+        "chained save_if"
+    );
+    ensure!(must_load(f, &r.id).await?.data["n"] == 3);
+    Ok(())
+}
+
+/// A stale version conflicts and writes nothing.
+pub async fn cas_stale_version_conflicts(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    if !store.capabilities().compare_and_set {
+        return Ok(());
+    }
+    let r = live(1);
+    store.create(&r).await?;
+    let (mut mine, v1) = store.load_versioned(&r.id).await?.context("not found")?;
+    let mut theirs = r.clone();
+    theirs.data.insert("by".into(), json!("them"));
+    ensure!(store.save(&theirs).await? == WriteOutcome::Written);
+    mine.data.insert("by".into(), json!("me"));
+    ensure!(
+        store.save_if(&mine, &v1).await? == CasOutcome::Conflict,
+        "stale write accepted"
+    );
+    ensure!(
+        must_load(f, &r.id).await?.data["by"] == "them",
+        "their update was lost"
+    );
+    Ok(())
+}
+
+/// `save_if` never brings back a destroyed or expired session.
+pub async fn cas_after_destroy_or_expiry_is_gone(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    if !store.capabilities().compare_and_set {
+        return Ok(());
+    }
+    let (a, b) = (live(1), live(2));
+    store.create(&a).await?;
+    store.create(&b).await?;
+    let (ra, va) = store.load_versioned(&a.id).await?.context("a")?;
+    let (rb, vb) = store.load_versioned(&b.id).await?.context("b")?;
+    store.destroy(&a.id).await?;
+    f.force_expire(&b.id).await?;
+    ensure!(store.save_if(&ra, &va).await? == CasOutcome::Gone);
+    ensure!(store.save_if(&rb, &vb).await? == CasOutcome::Gone);
+    ensure!(store.load(&a.id).await?.is_none() && store.load(&b.id).await?.is_none());
+    Ok(())
+}
+
+/// 20 tasks incrementing one counter with compare-and-set and retry lose no update.
+pub async fn cas_concurrent_increments_lose_nothing(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    if !store.capabilities().compare_and_set {
+        return Ok(());
+    }
+    let r = live(0);
+    store.create(&r).await?;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        let id = r.id.clone();
+        tasks.push(tokio::spawn(async move {
+            for _attempt in 0..1000 {
+                let (mut rec, v) = store.load_versioned(&id).await?.context("vanished")?;
+                let n = rec.data["n"].as_i64().context("n")?;
+                rec.data.insert("n".into(), (n + 1).into());
+                match store.save_if(&rec, &v).await? {
+                    CasOutcome::Written(_) => return anyhow::Ok(()),
+                    CasOutcome::Conflict => tokio::task::yield_now().await,
+                    CasOutcome::Gone => bail!("session vanished"),
+                }
+            }
+            bail!("no progress after 1000 attempts")
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    ensure!(must_load(f, &r.id).await?.data["n"] == 20, "lost updates");
+    Ok(())
 }

@@ -80,6 +80,10 @@ pub const CASES: &[&str] = &[
     "connect_redis_json_loads_all_cookie_fields",
     "garbage_is_decode_error",
     "json_without_cookie_is_decode_error",
+    "cas_save_with_loaded_version_writes",
+    "cas_stale_version_conflicts",
+    "cas_after_destroy_or_expiry_is_gone",
+    "cas_concurrent_increments_lose_nothing",
 ];
 
 /// Expands to one `#[tokio::test]` per conformance case. The argument is an
@@ -123,6 +127,10 @@ macro_rules! conformance_tests {
             connect_redis_json_loads_all_cookie_fields,
             garbage_is_decode_error,
             json_without_cookie_is_decode_error,
+            cas_save_with_loaded_version_writes,
+            cas_stale_version_conflicts,
+            cas_after_destroy_or_expiry_is_gone,
+            cas_concurrent_increments_lose_nothing,
         );
     };
 }

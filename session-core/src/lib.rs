@@ -34,4 +34,4 @@ pub use error::{Error, Result};
 pub use id::{InvalidId, SessionId};
 pub use record::{CookieMeta, Priority, Record, SameSite};
 pub use signing::{Secret, Signer, Verified};
-pub use store::{Capabilities, Store, WriteOutcome, DEFAULT_TTL};
+pub use store::{Capabilities, CasOutcome, Store, Version, WriteOutcome, DEFAULT_TTL};

@@ -18,6 +18,45 @@ pub enum WriteOutcome {
     Gone,
 }
 
+/// The stored text a record was loaded from. A compare-and-set save
+/// ([`Store::save_if`]) writes only if the store still holds exactly this.
+///
+/// Comparing the stored text itself (not a hash or a counter) keeps the
+/// layout unchanged, so Node services sharing the store need nothing new.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Version(Arc<str>);
+
+impl Version {
+    /// The version of a record stored as `text`.
+    pub fn new(text: impl Into<Arc<str>>) -> Self {
+        Version(text.into())
+    }
+
+    /// The stored text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Debug output does not show session data.
+impl std::fmt::Debug for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Version({} bytes)", self.0.len())
+    }
+}
+
+/// What a compare-and-set save did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a Conflict means another request changed the session first"]
+pub enum CasOutcome {
+    /// The record still matched and was replaced; this is its new version.
+    Written(Version),
+    /// The record is live but changed since it was loaded. Nothing was written.
+    Conflict,
+    /// There was no live record (destroyed or expired). Nothing was written.
+    Gone,
+}
+
 /// Which optional operations a store implements.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -31,6 +70,8 @@ pub struct Capabilities {
     /// [`Store::delete_expired`] is implemented (stores whose backend expires
     /// records by itself, like Redis, do not need it).
     pub delete_expired: bool,
+    /// [`Store::load_versioned`] and [`Store::save_if`] are implemented.
+    pub compare_and_set: bool,
 }
 
 impl Capabilities {
@@ -40,6 +81,7 @@ impl Capabilities {
         count: false,
         clear: false,
         delete_expired: false,
+        compare_and_set: false,
     };
     /// Every optional operation.
     pub const ALL: Capabilities = Capabilities {
@@ -47,6 +89,7 @@ impl Capabilities {
         count: true,
         clear: true,
         delete_expired: true,
+        compare_and_set: true,
     };
 
     /// The same set without `delete_expired`.
@@ -125,6 +168,26 @@ pub trait Store: Send + Sync {
     async fn delete_expired(&self) -> Result<u64> {
         Err(Error::Unsupported("delete_expired"))
     }
+
+    /// Like [`Store::load`], with the [`Version`] a later
+    /// [`Store::save_if`] compares against. Optional (capability
+    /// `compare_and_set`): [`Error::Unsupported`] by default.
+    async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
+        let _ = id;
+        Err(Error::Unsupported("compare_and_set"))
+    }
+
+    /// Compare-and-set save: replaces the record only if the store still
+    /// holds exactly `expected` for it, atomically. A live record that
+    /// changed meanwhile is [`CasOutcome::Conflict`]; a missing or expired
+    /// one is [`CasOutcome::Gone`] (never recreated, as with [`Store::save`]).
+    /// A new expiry already past deletes the record. This is what stops lost
+    /// updates between concurrent requests of one session. Optional
+    /// (capability `compare_and_set`): [`Error::Unsupported`] by default.
+    async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
+        let _ = (record, expected);
+        Err(Error::Unsupported("compare_and_set"))
+    }
 }
 
 macro_rules! forward {
@@ -164,6 +227,12 @@ macro_rules! forward {
             }
             async fn delete_expired(&self) -> Result<u64> {
                 (**self).delete_expired().await
+            }
+            async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
+                (**self).load_versioned(id).await
+            }
+            async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
+                (**self).save_if(record, expected).await
             }
         }
     };

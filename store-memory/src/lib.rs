@@ -27,7 +27,8 @@
 use async_trait::async_trait;
 use session_core::time::{self, Timestamp};
 use session_core::{
-    pruner, Capabilities, Error, Record, Result, SessionId, Store, WriteOutcome, DEFAULT_TTL,
+    pruner, Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version,
+    WriteOutcome, DEFAULT_TTL,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -310,6 +311,44 @@ impl Store for MemoryStore {
 
     async fn delete_expired(&self) -> Result<u64> {
         Ok(self.state().sweep(time::now().timestamp_millis()))
+    }
+
+    async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
+        let now = time::now().timestamp_millis();
+        let json = {
+            let mut st = self.state();
+            match st.live(id, now) {
+                Some(e) => e.json.to_string(),
+                None => return Ok(None),
+            }
+        };
+        let record = Record::from_json(id.clone(), &json)?;
+        Ok(Some((record, Version::new(json))))
+    }
+
+    async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
+        let now = time::now();
+        let json = record.to_json()?;
+        let expires_ms = self.expiry_ms(record.cookie.expires, now);
+        let now_ms = now.timestamp_millis();
+        let mut st = self.state();
+        match st.live(&record.id, now_ms) {
+            None => return Ok(CasOutcome::Gone),
+            Some(e) if *e.json != *expected.as_str() => return Ok(CasOutcome::Conflict),
+            Some(_) => {}
+        }
+        if expires_ms <= now_ms {
+            st.remove(&record.id);
+        } else {
+            st.insert(
+                record.id.clone(),
+                Entry {
+                    json: json.clone().into_boxed_str(),
+                    expires_ms,
+                },
+            );
+        }
+        Ok(CasOutcome::Written(Version::new(json)))
     }
 }
 

@@ -99,7 +99,8 @@ use async_trait::async_trait;
 use session_core::pruner::{self, Pruner};
 use session_core::time::{self, Timestamp};
 use session_core::{
-    Capabilities, Error, Record, Result, SessionId, Store, WriteOutcome, DEFAULT_TTL,
+    Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
+    DEFAULT_TTL,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
@@ -352,6 +353,8 @@ struct Sql {
     exists_live: String,
     save: String,
     delete_live: String,
+    save_if: String,
+    delete_if: String,
     touch: String,
     destroy: String,
     ids: String,
@@ -380,6 +383,14 @@ impl Sql {
             ),
             delete_live: format!(
                 "DELETE FROM {t} WHERE sid = $1 AND expire >= ($2 AT TIME ZONE $3)"
+            ),
+            // `json` keeps the text as written, so the stored text is the version.
+            save_if: format!(
+                "UPDATE {t} SET sess = $2::json, expire = ($3 AT TIME ZONE $5) \
+                 WHERE sid = $1 AND expire >= ($4 AT TIME ZONE $5) AND sess::text = $6"
+            ),
+            delete_if: format!(
+                "DELETE FROM {t} WHERE sid = $1 AND expire >= ($2 AT TIME ZONE $3) AND sess::text = $4"
             ),
             touch: format!(
                 "UPDATE {t} SET expire = ($2 AT TIME ZONE $4) \
@@ -810,6 +821,73 @@ impl PostgresStore {
     }
 }
 
+impl Shared {
+    async fn load_versioned_impl(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
+        let span = tracing::debug_span!("postgres.load_versioned", id = ?id);
+        async {
+            let json: Option<String> = sqlx::query_scalar(&self.sql.load)
+                .bind(id.as_str())
+                .bind(time::now())
+                .bind(&self.time_zone)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| classify("loading a session", e))?;
+            match json {
+                None => Ok(None),
+                Some(j) => {
+                    let record = Record::from_json(id.clone(), &j)?;
+                    Ok(Some((record, Version::new(j))))
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn save_if_impl(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
+        let span = tracing::debug_span!("postgres.save_if", id = ?record.id);
+        async {
+            let json = record.to_json()?;
+            let now = time::now();
+            let expires = self.expiry(record.cookie.expires, now);
+            let done = if expires <= now {
+                sqlx::query(&self.sql.delete_if)
+                    .bind(record.id.as_str())
+                    .bind(now)
+                    .bind(&self.time_zone)
+                    .bind(expected.as_str())
+                    .execute(&self.pool)
+                    .await
+            } else {
+                sqlx::query(&self.sql.save_if)
+                    .bind(record.id.as_str())
+                    .bind(&json)
+                    .bind(expires)
+                    .bind(now)
+                    .bind(&self.time_zone)
+                    .bind(expected.as_str())
+                    .execute(&self.pool)
+                    .await
+            }
+            .map_err(|e| classify("saving a session", e))?;
+            let outcome = if done.rows_affected() > 0 {
+                CasOutcome::Written(Version::new(json))
+            } else if self
+                .exists_live(&record.id, now, "saving a session")
+                .await?
+            {
+                CasOutcome::Conflict
+            } else {
+                CasOutcome::Gone
+            };
+            debug!(?outcome);
+            Ok(outcome)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -841,6 +919,12 @@ impl Store for PostgresStore {
     }
     async fn delete_expired(&self) -> Result<u64> {
         self.shared.delete_expired().await
+    }
+    async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
+        self.shared.load_versioned_impl(id).await
+    }
+    async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
+        self.shared.save_if_impl(record, expected).await
     }
 }
 
@@ -883,7 +967,9 @@ mod tests {
 
     #[tokio::test]
     async fn bad_configuration_is_refused_before_connecting() {
-        let bad_url = PostgresStore::builder("mysql://127.0.0.1:1/x").connect().await;
+        let bad_url = PostgresStore::builder("mysql://127.0.0.1:1/x")
+            .connect()
+            .await;
         assert!(matches!(bad_url, Err(Error::Config(_))), "{bad_url:?}");
         let bad_table = PostgresStore::builder("postgres://127.0.0.1:1/x")
             .table("")

@@ -61,7 +61,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Value};
 use session_core::time::{self, Timestamp};
 use session_core::{
-    Capabilities, Error, Record, Result, SessionId, Store, WriteOutcome, DEFAULT_TTL,
+    Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
+    DEFAULT_TTL,
 };
 use std::fmt;
 use std::time::Duration;
@@ -230,6 +231,18 @@ fn classify(context: &'static str, e: RedisError) -> Error {
         Error::backend(context, e)
     }
 }
+
+/// Compare-and-set in one round trip: replaces (or, with a TTL ≤ 0, deletes)
+/// the key only if it still holds exactly the expected text.
+/// Returns 0 = gone, 1 = conflict, 2 = written.
+const SAVE_IF: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+if cur ~= ARGV[1] then return 1 end
+local ttl = tonumber(ARGV[3])
+if ttl <= 0 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl) end
+return 2
+";
 
 /// Escapes the glob characters of `SCAN MATCH` so a prefix matches literally.
 fn escape_glob(prefix: &str) -> String {
@@ -474,6 +487,50 @@ impl Store for RedisStore {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL.without_delete_expired()
+    }
+
+    async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
+        let span = tracing::debug_span!("redis.load_versioned", id = ?id);
+        async {
+            let mut conn = self.conn.clone();
+            let raw: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(self.key(id))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify("loading a session", e))?;
+            let Some(bytes) = raw else { return Ok(None) };
+            let text = String::from_utf8(bytes).map_err(Error::decode)?;
+            let record = Record::from_json(id.clone(), &text)?;
+            Ok(Some((record, Version::new(text))))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
+        let span = tracing::debug_span!("redis.save_if", id = ?record.id);
+        async {
+            let json = record.to_json()?;
+            let ttl = self.ttl(record.cookie.expires);
+            let mut conn = self.conn.clone();
+            let code: i64 = redis::Script::new(SAVE_IF)
+                .key(self.key(&record.id))
+                .arg(expected.as_str())
+                .arg(&json)
+                .arg(ttl)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| classify("saving a session", e))?;
+            let outcome = match code {
+                2 => CasOutcome::Written(Version::new(json)),
+                1 => CasOutcome::Conflict,
+                _ => CasOutcome::Gone,
+            };
+            debug!(?outcome, ttl);
+            Ok(outcome)
+        }
+        .instrument(span)
+        .await
     }
 
     async fn ids(&self) -> Result<Vec<SessionId>> {

@@ -33,7 +33,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use session_core::time::{self, Timestamp};
 use session_core::{
-    pruner, Capabilities, Error, Record, Result, SessionId, Store, WriteOutcome, DEFAULT_TTL,
+    pruner, Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version,
+    WriteOutcome, DEFAULT_TTL,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -417,6 +418,63 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
             .await
             .map_err(db_err("clear"))?;
         Ok(())
+    }
+
+    #[instrument(skip_all, name = "sqlite.load_versioned")]
+    async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
+        let sql = format!(
+            r#"SELECT data FROM "{}" WHERE sid = ? AND {LIVE}"#,
+            self.inner.table
+        );
+        let row: Option<(Option<String>,)> = sqlx::query_as(&sql)
+            .bind(id.as_str())
+            .bind(format_date(&time::now()))
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(db_err("load"))?;
+        let Some((data,)) = row else { return Ok(None) };
+        let data = data.ok_or_else(|| Error::decode("data is NULL"))?;
+        let record = Record::from_json(id.clone(), &data)?;
+        Ok(Some((record, Version::new(data))))
+    }
+
+    #[instrument(skip_all, name = "sqlite.save_if")]
+    async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
+        let now = time::now();
+        let expires = self.expiry(record.cookie.expires, now);
+        let t = &self.inner.table;
+        let json = record.to_json()?;
+        let done = if expires <= now {
+            sqlx::query(&format!(r#"DELETE FROM "{t}" WHERE sid = ? AND data = ? AND {LIVE}"#))
+                .bind(record.id.as_str())
+                .bind(expected.as_str())
+                .bind(format_date(&now))
+                .execute(&self.inner.pool)
+                .await
+        } else {
+            let sql = format!(
+                r#"UPDATE "{t}" SET data = ?, expires = ?, "updatedAt" = ? WHERE sid = ? AND data = ? AND {LIVE}"#
+            );
+            sqlx::query(&sql)
+                .bind(&json)
+                .bind(format_date(&expires))
+                .bind(format_date(&now))
+                .bind(record.id.as_str())
+                .bind(expected.as_str())
+                .bind(format_date(&now))
+                .execute(&self.inner.pool)
+                .await
+        }
+        .map_err(db_err("save_if"))?;
+        if done.rows_affected() > 0 {
+            return Ok(CasOutcome::Written(Version::new(json)));
+        }
+        // Nothing matched: tell a changed record from a missing one.
+        Ok(match self.load_versioned(&record.id).await {
+            Ok(Some(_)) | Err(Error::Decode(_)) => CasOutcome::Conflict,
+            Ok(None) => CasOutcome::Gone,
+            Err(e) => return Err(e),
+        })
     }
 
     #[instrument(skip_all, name = "sqlite.delete_expired")]
