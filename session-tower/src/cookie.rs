@@ -300,4 +300,75 @@ mod tests {
         let t = session_core::time::from_millis(1_795_744_481_837);
         assert_eq!(http_date(&t), "Fri, 27 Nov 2026 01:54:41 GMT");
     }
+
+    fn text() -> impl proptest::strategy::Strategy<Value = Option<String>> {
+        use proptest::prelude::*;
+        proptest::option::of(prop_oneof![
+            any::<String>(),
+            "[a-z./;=, \r\n\t\"-]{0,24}",
+            "/[ -~]{0,24}",
+        ])
+    }
+
+    proptest::proptest! {
+        /// Whatever a stored record (written by any program) says, the
+        /// `Set-Cookie` carries only known attributes, each once, with a
+        /// valid domain and path.
+        #[test]
+        fn stored_metadata_never_injects_attributes(
+            domain in text(),
+            path in text(),
+            expires in proptest::prelude::any::<Option<i64>>(),
+            flags in proptest::prelude::any::<[Option<bool>; 3]>(),
+        ) {
+            let config = SessionConfig::builder()
+                .secret("a secret of at least thirty-two bytes!!")
+                .domain("example.com")
+                .build()
+                .expect("config");
+            let meta = CookieMeta {
+                domain,
+                path,
+                expires: expires.map(session_core::time::from_millis),
+                http_only: flags[0],
+                secure: flags[1],
+                partitioned: flags[2],
+                same_site: Some(SameSite::Lax),
+                priority: Some(Priority::High),
+                ..CookieMeta::default()
+            };
+            for expired in [false, true] {
+                let header = if expired {
+                    super::expired(&config, &meta)
+                } else {
+                    serialize(&config, "s%3Avalue", &meta, None)
+                };
+                let header = header.expect("always a header");
+                let text = header.to_str().expect("visible ASCII");
+                let mut parts = text.split("; ");
+                let first = parts.next().unwrap_or_default();
+                proptest::prop_assert!(first.starts_with("connect.sid="), "{}", text);
+                let mut seen = Vec::new();
+                for part in parts {
+                    let (name, value) = part.split_once('=').unwrap_or((part, ""));
+                    proptest::prop_assert!(
+                        [
+                            "Domain", "Path", "Expires", "Max-Age", "HttpOnly", "Secure",
+                            "Partitioned", "Priority", "SameSite"
+                        ]
+                        .contains(&name),
+                        "{}",
+                        text
+                    );
+                    proptest::prop_assert!(!seen.contains(&name), "{}", text);
+                    seen.push(name);
+                    match name {
+                        "Domain" => proptest::prop_assert!(valid_domain(value), "{}", text),
+                        "Path" => proptest::prop_assert!(valid_path(value), "{}", text),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
 }
