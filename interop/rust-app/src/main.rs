@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `STORE` | `redis`, `postgres`, `mongo` or `sqlite` (required) |
 //! | `REDIS_URL`, `DATABASE_URL`, `MONGODB_URL` (+ `MONGODB_DB`), `SQLITE_PATH` | where the store is |
+//! | `MONGODB_CREATE_INDEXES` | `false`: leave the TTL index to connect-mongo (default: create it) |
 //! | `PG_TIME_ZONE` | the `TimeZone` of the Node app's PostgreSQL connections (default `UTC`) |
 //! | `SECRETS` | comma-separated; the first signs, all verify (required) |
 //! | `PORT` | port on 127.0.0.1 (`0`: any; the chosen port is printed) |
@@ -70,10 +71,13 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
         "mongo" => {
             let url = env("MONGODB_URL").unwrap_or_else(|| "mongodb://127.0.0.1:27017".into());
             let db = env("MONGODB_DB").unwrap_or_else(|| "interop".into());
+            // `false` leaves the TTL index to the Node app (connect-mongo
+            // creates it on start).
+            let create_indexes = env("MONGODB_CREATE_INDEXES").as_deref() != Some("false");
             Arc::new(
                 store_mongo::MongoStore::builder(url)
                     .database(db)
-                    .create_indexes(true)
+                    .create_indexes(create_indexes)
                     .connect()
                     .await?,
             )
