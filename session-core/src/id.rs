@@ -12,7 +12,8 @@ pub const MAX_LEN: usize = 128;
 ///
 /// Generated ids are 24 random bytes as 32 base64url characters, the shape
 /// of express-session's default ids (`uid-safe(24)`), so ids look alike
-/// across Node and Rust. Parsed ids must be [`MIN_LEN`]..=[`MAX_LEN`]
+/// across Node and Rust. Parsed ids must be
+/// [`MIN_LEN`](SessionId::MIN_LEN)..=[`MAX_LEN`](SessionId::MAX_LEN)
 /// characters of `A-Z a-z 0-9 - _`: no store ever sees a key pattern
 /// (`*`, `?`, `[`), a separator, whitespace, a control byte or non-ASCII.
 /// The field is private: there is no way to build an id that skips this.
@@ -23,7 +24,7 @@ pub struct SessionId(Box<str>);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvalidId {
-    /// Shorter than [`MIN_LEN`] or longer than [`MAX_LEN`].
+    /// Shorter than [`SessionId::MIN_LEN`] or longer than [`SessionId::MAX_LEN`].
     #[error("session id length {0} is outside {MIN_LEN}..={MAX_LEN}")]
     Length(usize),
     /// Contains a byte outside `A-Z a-z 0-9 - _`.
@@ -32,6 +33,11 @@ pub enum InvalidId {
 }
 
 impl SessionId {
+    /// Shortest id accepted from a client (8).
+    pub const MIN_LEN: usize = MIN_LEN;
+    /// Longest id accepted from a client (128).
+    pub const MAX_LEN: usize = MAX_LEN;
+
     /// A fresh id: 24 bytes from the operating system's CSPRNG, base64url.
     ///
     /// # Panics

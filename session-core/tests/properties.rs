@@ -108,7 +108,9 @@ proptest! {
                 .prop_map(|(a, c, b)| format!("{a}{c}{b}")),
         ]
     ) {
-        let expected = (8..=128).contains(&s.len()) && s.chars().all(|c| ID_CHARS.contains(c));
+        prop_assert_eq!((SessionId::MIN_LEN, SessionId::MAX_LEN), (8, 128));
+        let expected = (SessionId::MIN_LEN..=SessionId::MAX_LEN).contains(&s.len())
+            && s.chars().all(|c| ID_CHARS.contains(c));
         let parsed = SessionId::parse(&s);
         prop_assert_eq!(parsed.is_ok(), expected, "{:?}", s);
         if let Ok(id) = parsed {
