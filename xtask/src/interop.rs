@@ -12,9 +12,10 @@
 //!
 //! Nothing waits on a fixed delay for synchronisation: apps are ready when
 //! their port answers. Only the expiry case waits for time itself to pass
-//! (a cookie lifetime of a few seconds); its windows are seconds wide, and a
-//! run that misses one (a machine stalled for seconds) is reported as such
-//! rather than as a wrong answer.
+//! (cookie lifetimes of a few seconds); each of its timelines runs in its
+//! own thread with steps seconds apart, and a timeline whose step came too
+//! late to conclude anything (a machine stalled for seconds) is run once
+//! more, then reported as inconclusive rather than as a wrong answer.
 
 use crate::servers::Servers;
 use crate::Backend;
@@ -908,7 +909,8 @@ fn case_rust_to_node(a: &Apps) -> Result<()> {
 fn case_changes(a: &Apps) -> Result<()> {
     for (first, other) in [(&a.node, &a.rust), (&a.rust, &a.node)] {
         let (cookie, _) = first.login("changer", None)?;
-        let mut expected = first.read(&cookie)?.data();
+        let original = first.read(&cookie)?;
+        let mut expected = original.data();
         // The other side adds a key and changes one.
         let cart = json!({ "items": [{ "sku": "A-1", "qty": 2 }], "total": 12.5 });
         other.set(&cookie, "cart", &cart)?;
@@ -929,6 +931,21 @@ fn case_changes(a: &Apps) -> Result<()> {
             other.name,
             Value::Object(expected.clone()),
             Value::Object(seen.data())
+        );
+        // The cookie fields the first side stored survive the other's save
+        // (only the expiry moves: a save resets it).
+        let fields = |d: &Dump| {
+            let mut c = d.cookie();
+            c.shift_remove("expires");
+            Value::Object(c)
+        };
+        ensure!(
+            fields(&seen) == fields(&original),
+            "{}'s save changed the cookie fields {} stored\n      stored: {}\n      now:    {}",
+            other.name,
+            first.name,
+            fields(&original),
+            fields(&seen)
         );
         // And back: the first side adds a key; nothing the other wrote is lost.
         first.set(&cookie, "flash", &json!("saved ✓"))?;
