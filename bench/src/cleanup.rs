@@ -116,7 +116,7 @@ SELECT 'expired-' || x, '2020-01-01 00:00:00.000 +00:00', ?, '2020-01-01 00:00:0
 async fn during(
     handle: &Arc<Handle>,
     app: axum::Router,
-    opts: HttpOpts,
+    opts: &HttpOpts,
     batched: bool,
 ) -> Result<(u64, Duration, Sample)> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -146,7 +146,7 @@ async fn during(
     Ok((deleted, took, res?.sample))
 }
 
-async fn one(env: &Env, b: Backend, rows: u64, opts: HttpOpts) -> Result<PruneRow> {
+async fn one(env: &Env, b: Backend, rows: u64, opts: &HttpOpts) -> Result<PruneRow> {
     let handle = Arc::new(match b {
         Backend::Postgres => Handle::Pg(env.postgres_store("prune_ours").await?),
         Backend::Sqlite => Handle::Sqlite(env.sqlite_store("prune_ours.db").await?),
@@ -187,7 +187,7 @@ async fn one(env: &Env, b: Backend, rows: u64, opts: HttpOpts) -> Result<PruneRo
     Ok(row)
 }
 
-pub async fn run(env: &Env, rows: u64, opts: HttpOpts, log: &mut Vec<String>) -> Vec<PruneRow> {
+pub async fn run(env: &Env, rows: u64, opts: &HttpOpts, log: &mut Vec<String>) -> Vec<PruneRow> {
     let mut out = Vec::new();
     for b in [Backend::Postgres, Backend::Sqlite] {
         if !env.has(b) {

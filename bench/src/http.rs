@@ -24,6 +24,17 @@ pub enum Who {
 }
 
 impl Who {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "floor" => Who::Floor,
+            "raw" => Who::Raw,
+            "ours" => Who::Ours,
+            "tower" => Who::Tower,
+            "express" => Who::Express,
+            _ => anyhow::bail!("unknown contender {s:?}"),
+        })
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Who::Floor => "axum, no sessions (HTTP floor)",
@@ -42,14 +53,20 @@ pub struct HttpRow {
     pub sample: Sample,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct HttpOpts {
+    /// Contenders to run (all when empty).
+    pub who: Vec<Who>,
     pub conns: usize,
     pub warmup: Duration,
     pub measure: Duration,
 }
 
 impl HttpOpts {
+    fn runs(&self, w: Who) -> bool {
+        self.who.is_empty() || self.who.contains(&w)
+    }
+
     pub fn load(&self) -> LoadOpts {
         LoadOpts {
             conns: self.conns,
@@ -184,61 +201,65 @@ fn remember_redis_keys(env: &Env, who: Who, cookies: &[String]) {
     }
 }
 
-pub async fn run(env: &Env, opts: HttpOpts, log: &mut Vec<String>) -> Vec<HttpRow> {
+pub async fn run(env: &Env, opts: &HttpOpts, log: &mut Vec<String>) -> Vec<HttpRow> {
     let mut rows = Vec::new();
-    let mut floor_opts = opts.load();
-    floor_opts.check = false;
-    let r = bench_app(server::none(), floor_opts)
-        .await
-        .map(|r| r.sample);
-    report(&mut rows, log, None, Who::Floor, "-", r);
+    if opts.runs(Who::Floor) {
+        let mut floor_opts = opts.load();
+        floor_opts.check = false;
+        let r = bench_app(server::none(), floor_opts)
+            .await
+            .map(|r| r.sample);
+        report(&mut rows, log, None, Who::Floor, "-", r);
+    }
 
-    let node_ok = match node::ensure_modules(env).await {
-        Ok(()) => true,
-        Err(e) => {
-            log.push(format!("express-session skipped: {e:#}"));
-            false
-        }
-    };
-    for b in env.backends() {
-        let r = async {
-            bench_app(raw_app(env, b).await?, opts.load())
-                .await
-                .map(|r| r.sample)
-        }
-        .await;
-        report(&mut rows, log, Some(b), Who::Raw, "same layout as ours", r);
-
-        let r = async {
-            bench_app(ours_app(env, b).await?, opts.load())
-                .await
-                .map(|r| r.sample)
-        }
-        .await;
-        let store = match b {
-            Backend::Memory => "store-memory",
-            Backend::Sqlite => "store-sqlite",
-            Backend::Redis => "store-redis",
-            Backend::Postgres => "store-postgres",
-        };
-        report(&mut rows, log, Some(b), Who::Ours, store, r);
-
-        let r = async {
-            let res = bench_app(tower_app(env, b).await?, opts.load()).await?;
-            if b == Backend::Redis {
-                remember_redis_keys(env, Who::Tower, &res.cookies);
+    let node_ok = opts.runs(Who::Express)
+        && match node::ensure_modules(env).await {
+            Ok(()) => true,
+            Err(e) => {
+                log.push(format!("express-session skipped: {e:#}"));
+                false
             }
-            anyhow::Ok(res.sample)
-        }
-        .await;
-        let store = match b {
-            Backend::Memory => "MemoryStore",
-            Backend::Sqlite => "tower-sessions-sqlx-store 0.15 SqliteStore",
-            Backend::Redis => "tower-sessions-redis-store 0.16 (fred)",
-            Backend::Postgres => "tower-sessions-sqlx-store 0.15 PostgresStore",
         };
-        report(&mut rows, log, Some(b), Who::Tower, store, r);
-
+    for b in env.backends() {
+        if opts.runs(Who::Raw) {
+            let r = async {
+                let res = bench_app(raw_app(env, b).await?, opts.load()).await?;
+                anyhow::Ok(res.sample)
+            }
+            .await;
+            report(&mut rows, log, Some(b), Who::Raw, "same layout as ours", r);
+        }
+        if opts.runs(Who::Ours) {
+            let r = async {
+                let res = bench_app(ours_app(env, b).await?, opts.load()).await?;
+                anyhow::Ok(res.sample)
+            }
+            .await;
+            let store = match b {
+                Backend::Memory => "store-memory",
+                Backend::Sqlite => "store-sqlite",
+                Backend::Redis => "store-redis",
+                Backend::Postgres => "store-postgres",
+            };
+            report(&mut rows, log, Some(b), Who::Ours, store, r);
+        }
+        if opts.runs(Who::Tower) {
+            let r = async {
+                let res = bench_app(tower_app(env, b).await?, opts.load()).await?;
+                if b == Backend::Redis {
+                    remember_redis_keys(env, Who::Tower, &res.cookies);
+                }
+                anyhow::Ok(res.sample)
+            }
+            .await;
+            let store = match b {
+                Backend::Memory => "MemoryStore",
+                Backend::Sqlite => "tower-sessions-sqlx-store 0.15 SqliteStore",
+                Backend::Redis => "tower-sessions-redis-store 0.16 (fred)",
+                Backend::Postgres => "tower-sessions-sqlx-store 0.15 PostgresStore",
+            };
+            report(&mut rows, log, Some(b), Who::Tower, store, r);
+        }
         let express_store = match b {
             Backend::Memory => Some(("memory", "MemoryStore")),
             Backend::Redis => Some(("redis", "connect-redis 9")),

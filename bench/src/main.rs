@@ -29,7 +29,7 @@ static ALLOC: memory::Counting = memory::Counting;
 
 const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--section NAME]...
     [--store-secs S] [--http-secs S] [--warmup-secs S] [--conns N]
-    [--prune-rows N] [--memory-sessions N] [--out PATH]
+    [--prune-rows N] [--memory-sessions N] [--who NAME]... [--out PATH]
 
   --quick            short windows (a smoke test: asserts nothing about speed)
   --backend NAME     memory | sqlite | redis | postgres (default: all)
@@ -40,6 +40,8 @@ const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--secti
   --conns N          HTTP connections (default 32)
   --prune-rows N     expired rows to prune (default 1000000; quick 20000)
   --memory-sessions N  (default 100000; quick 10000)
+  --who NAME         HTTP contenders only: floor | raw | ours | tower | express
+                     (default: all; handy under a profiler)
   --out PATH         report file (default target/bench/results.md)";
 
 struct Args {
@@ -65,6 +67,7 @@ fn parse_args() -> Result<Args> {
             conns: 32,
             warmup: Duration::from_secs_f64(if quick { 0.2 } else { 1.0 }),
             measure: Duration::from_secs_f64(if quick { 0.5 } else { 3.0 }),
+            who: Vec::new(),
         },
         prune_rows: if quick { 20_000 } else { 1_000_000 },
         memory_sessions: if quick { 10_000 } else { 100_000 },
@@ -96,6 +99,7 @@ fn parse_args() -> Result<Args> {
             "--conns" => a.http.conns = value("--conns")?.parse()?,
             "--prune-rows" => a.prune_rows = value("--prune-rows")?.parse()?,
             "--memory-sessions" => a.memory_sessions = value("--memory-sessions")?.parse()?,
+            "--who" => a.http.who.push(http::Who::parse(value("--who")?)?),
             "--out" => a.out = Some(PathBuf::from(value("--out")?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -237,12 +241,12 @@ async fn run(env: &Env, args: &Args, memory: Vec<memory::MemRow>, started: Insta
         Vec::new()
     };
     let http = if has("http") {
-        http::run(env, args.http, &mut log).await
+        http::run(env, &args.http, &mut log).await
     } else {
         Vec::new()
     };
     let prune = if has("prune") {
-        cleanup::run(env, args.prune_rows, args.http, &mut log).await
+        cleanup::run(env, args.prune_rows, &args.http, &mut log).await
     } else {
         Vec::new()
     };
