@@ -89,6 +89,8 @@ pub struct SessionConfig {
     pub(crate) touch_after: Option<Duration>,
     pub(crate) error_status: StatusCode,
     pub(crate) max_session_size: Option<usize>,
+    pub(crate) compare_and_set: bool,
+    pub(crate) conflict_status: StatusCode,
 }
 
 /// The default [`SessionConfigBuilder::max_session_size`]: 1 MiB of encoded JSON.
@@ -154,6 +156,8 @@ impl SessionConfig {
             touch_after: None,
             error_status: StatusCode::SERVICE_UNAVAILABLE,
             max_session_size: Some(DEFAULT_MAX_SESSION_SIZE),
+            compare_and_set: false,
+            conflict_status: StatusCode::CONFLICT,
         }
     }
 
@@ -229,6 +233,8 @@ pub struct SessionConfigBuilder {
     touch_after: Option<Duration>,
     error_status: StatusCode,
     max_session_size: Option<usize>,
+    compare_and_set: bool,
+    conflict_status: StatusCode,
 }
 
 impl fmt::Debug for SessionConfigBuilder {
@@ -466,6 +472,26 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Compare-and-set saves (default off: last writer wins, as in
+    /// express-session and every peer). When on, a session is loaded with
+    /// its stored version and written only if no other request changed it
+    /// meanwhile ([`Store::save_if`](session_core::Store::save_if)); a
+    /// request that lost the race answers
+    /// [`conflict_status`](Self::conflict_status) (409) without writing,
+    /// so the client can retry it. The store must support it (every store
+    /// in this workspace does); otherwise saves fail with the error status.
+    pub fn compare_and_set(mut self, on: bool) -> Self {
+        self.compare_and_set = on;
+        self
+    }
+
+    /// The status of a request whose save lost a compare-and-set race
+    /// (default 409 Conflict). Must be a 4xx or 5xx status.
+    pub fn conflict_status(mut self, status: StatusCode) -> Self {
+        self.conflict_status = status;
+        self
+    }
+
     /// Checks every value and builds the configuration.
     pub fn build(self) -> Result<SessionConfig, Error> {
         if let Some(e) = self.error {
@@ -496,6 +522,9 @@ impl SessionConfigBuilder {
             if self.partitioned {
                 return Err(config_error("Partitioned requires Secure"));
             }
+        }
+        if !(self.conflict_status.is_client_error() || self.conflict_status.is_server_error()) {
+            return Err(config_error("conflict_status must be a 4xx or 5xx status"));
         }
         if !(self.error_status.is_client_error() || self.error_status.is_server_error()) {
             return Err(config_error("error_status must be a 4xx or 5xx status"));
@@ -546,6 +575,8 @@ impl SessionConfigBuilder {
             touch_after: self.touch_after,
             error_status: self.error_status,
             max_session_size: self.max_session_size,
+            compare_and_set: self.compare_and_set,
+            conflict_status: self.conflict_status,
         })
     }
 }

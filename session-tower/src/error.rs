@@ -22,6 +22,7 @@ enum Kind {
     ReservedKey,
     InvalidCookie(&'static str),
     TooLarge { size: usize, limit: usize },
+    Conflict,
     Unset,
     Closed,
 }
@@ -60,6 +61,13 @@ impl SessionError {
         }
     }
 
+    pub(crate) fn conflict(status: StatusCode) -> Self {
+        SessionError {
+            kind: Kind::Conflict,
+            status,
+        }
+    }
+
     pub(crate) fn unset() -> Self {
         Self::internal(Kind::Unset)
     }
@@ -83,6 +91,12 @@ impl SessionError {
         matches!(self.kind, Kind::TooLarge { .. })
     }
 
+    /// Another request changed the session after this one loaded it, and
+    /// compare-and-set saves are on; nothing was written.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self.kind, Kind::Conflict)
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -100,6 +114,7 @@ impl fmt::Display for SessionError {
                 f,
                 "the session would be {size} bytes, over the {limit}-byte limit"
             ),
+            Kind::Conflict => f.write_str("the session was changed by another request"),
             Kind::Unset => f.write_str("the session was unset for this request"),
             Kind::Closed => f.write_str("the session was used after its response was sent"),
         }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use session_core::time::{self, Timestamp};
-use session_core::{CookieMeta, Error, Record, SessionId, WriteOutcome};
+use session_core::{CasOutcome, CookieMeta, Error, Record, SessionId, Version, WriteOutcome};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
@@ -115,6 +115,8 @@ struct Active {
     cookie_changed: bool,
     /// Written to the store during this request already.
     written: bool,
+    /// The stored version, with compare-and-set saves.
+    version: Option<Version>,
 }
 
 impl Active {
@@ -158,10 +160,11 @@ impl Handle {
             gone: false,
             cookie_changed: false,
             written: false,
+            version: None,
         }
     }
 
-    fn inflate(&self, record: Record) -> Active {
+    fn inflate(&self, (record, version): (Record, Option<Version>)) -> Active {
         let data = record.data.clone();
         Active {
             saved_data: (!self.shared.config.resave).then(|| data.clone()),
@@ -172,16 +175,29 @@ impl Handle {
             gone: false,
             cookie_changed: false,
             written: false,
+            version,
         }
     }
 
-    async fn load(&self, id: &SessionId) -> Result<Option<Record>, SessionError> {
+    async fn load(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<(Record, Option<Version>)>, SessionError> {
         tracing::trace!("loading session");
-        self.shared
-            .store
+        let store = &self.shared.store;
+        if self.shared.config.compare_and_set {
+            return store
+                .load_versioned(id)
+                .instrument(span("load"))
+                .await
+                .map(|found| found.map(|(r, v)| (r, Some(v))))
+                .map_err(|e| self.store_err("load", e));
+        }
+        store
             .load(id)
             .instrument(span("load"))
             .await
+            .map(|found| found.map(|r| (r, None)))
             .map_err(|e| self.store_err("load", e))
     }
 
@@ -243,6 +259,10 @@ impl Handle {
                 Ok(()) => {
                     a.in_store = true;
                     a.written = true;
+                    if self.shared.config.compare_and_set {
+                        // Stores keep exactly this text: it is the version.
+                        a.version = a.record.to_json().ok().map(Version::new);
+                    }
                     self.shared.throttle.record(&a.record.id);
                     return Ok(());
                 }
@@ -278,13 +298,35 @@ impl Handle {
             self.create(a).await?;
             return Ok(WriteOutcome::Written);
         }
-        let outcome = self
-            .shared
-            .store
-            .save(&a.record)
-            .instrument(span("save"))
-            .await
-            .map_err(|e| self.store_err("save", e))?;
+        let outcome = match (&a.version, self.shared.config.compare_and_set) {
+            (Some(expected), true) => {
+                let cas = self
+                    .shared
+                    .store
+                    .save_if(&a.record, expected)
+                    .instrument(span("save"))
+                    .await
+                    .map_err(|e| self.store_err("save", e))?;
+                match cas {
+                    CasOutcome::Written(v) => {
+                        a.version = Some(v);
+                        WriteOutcome::Written
+                    }
+                    CasOutcome::Gone => WriteOutcome::Gone,
+                    CasOutcome::Conflict => {
+                        tracing::debug!("session changed by another request; not saved");
+                        return Err(SessionError::conflict(self.shared.config.conflict_status));
+                    }
+                }
+            }
+            _ => self
+                .shared
+                .store
+                .save(&a.record)
+                .instrument(span("save"))
+                .await
+                .map_err(|e| self.store_err("save", e))?,
+        };
         match outcome {
             WriteOutcome::Written => {
                 a.written = true;
@@ -677,8 +719,9 @@ impl Session {
         };
         let loaded = self.inner.load(&id).await?;
         match (&mut st.phase, loaded) {
-            (Phase::Active(a), Some(record)) => {
+            (Phase::Active(a), Some((record, version))) => {
                 a.record = record;
+                a.version = version;
                 a.cookie_changed = false;
                 a.gone = false;
             }
