@@ -360,6 +360,9 @@ fn ci() -> Result<()> {
         "tests (conformance cases excluded: they ran above)",
         &mut tests,
     )?;
+    browser(&Backend::ALL, &mut servers)?;
+    eprintln!("xtask: == interop with Node's express-session");
+    interop::run(&[], &mut servers)?;
     print_table(&rows);
     eprintln!("xtask: ci passed in {:.0}s", start.elapsed().as_secs_f64());
     Ok(())
