@@ -3,6 +3,8 @@
 // as the app:
 //   node tools.js pg-database URL NAME TIMEZONE
 //       (re)creates database NAME with a default TimeZone, prints its URL
+//   node tools.js pg-drop URL NAME
+//       drops database NAME (connected through URL's database)
 //   node tools.js mongo-drop URL DB
 //       drops database DB
 
@@ -26,6 +28,18 @@ async function pgDatabase(url, name, tz) {
   console.log(u.toString());
 }
 
+async function pgDrop(url, name) {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad database name ${name}`);
+  const { Client } = require('pg');
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
 async function mongoDrop(url, db) {
   const { MongoClient } = require('mongodb');
   const client = new MongoClient(url, { serverSelectionTimeoutMS: 10000 });
@@ -38,10 +52,10 @@ async function mongoDrop(url, db) {
 }
 
 const [cmd, ...args] = process.argv.slice(2);
-const commands = { 'pg-database': [pgDatabase, 3], 'mongo-drop': [mongoDrop, 2] };
+const commands = { 'pg-database': [pgDatabase, 3], 'pg-drop': [pgDrop, 2], 'mongo-drop': [mongoDrop, 2] };
 const entry = commands[cmd];
 if (!entry || args.length !== entry[1]) {
-  console.error('usage: node tools.js pg-database URL NAME TIMEZONE | mongo-drop URL DB');
+  console.error('usage: node tools.js pg-database URL NAME TIMEZONE | pg-drop URL NAME | mongo-drop URL DB');
   process.exit(2);
 }
 entry[0](...args).catch((err) => {

@@ -351,16 +351,29 @@ fn build_rust_app(root: &Path) -> Result<PathBuf> {
 }
 
 /// The environment both apps get for one store.
+/// Databases and files are named after this process, so that runs on one
+/// machine do not see each other; they are removed afterwards.
 struct StoreEnv {
     vars: Vec<(&'static str, String)>,
     /// Files to delete afterwards.
     files: Vec<PathBuf>,
+    /// `node tools.js` commands that drop what was created.
+    cleanup: Vec<Vec<String>>,
+    tools_dir: PathBuf,
 }
 
 impl Drop for StoreEnv {
     fn drop(&mut self) {
         for f in &self.files {
             let _ = std::fs::remove_file(f);
+        }
+        for args in &self.cleanup {
+            let _ = Command::new("node")
+                .arg("tools.js")
+                .args(args)
+                .current_dir(&self.tools_dir)
+                .stdout(Stdio::null())
+                .status();
         }
     }
 }
@@ -377,29 +390,41 @@ fn store_env(
             None => bail!("no server for {}", b.name()),
         }
     };
-    let mut vars = vec![("STORE", target.store().to_owned())];
-    let mut files = Vec::new();
+    let mut env = StoreEnv {
+        vars: vec![("STORE", target.store().to_owned())],
+        files: Vec::new(),
+        cleanup: Vec::new(),
+        tools_dir: node.dir.clone(),
+    };
+    let pid = std::process::id();
+    let vars = &mut env.vars;
     match target {
         Target::Redis => vars.push(("REDIS_URL", url(servers, Backend::Redis)?)),
         Target::Postgres(db, tz) => {
             let base = url(servers, Backend::Postgres)?;
-            vars.push(("DATABASE_URL", node.tool(&["pg-database", &base, db, tz])?));
+            let db = format!("{db}_{pid}");
+            let db_url = node.tool(&["pg-database", &base, &db, tz])?;
+            env.cleanup.push(vec!["pg-drop".into(), base, db]);
+            vars.push(("DATABASE_URL", db_url));
             // Read by the Rust app only: store-postgres writes and compares
             // `expire` in the zone of the Node app's connections.
             vars.push(("PG_TIME_ZONE", tz.to_owned()));
         }
         Target::Mongo => {
             let base = url(servers, Backend::Mongo)?;
-            node.tool(&["mongo-drop", &base, "interop"])?;
+            let db = format!("interop_{pid}");
+            node.tool(&["mongo-drop", &base, &db])?;
+            env.cleanup
+                .push(vec!["mongo-drop".into(), base.clone(), db.clone()]);
             vars.push(("MONGODB_URL", base));
-            vars.push(("MONGODB_DB", "interop".to_owned()));
+            vars.push(("MONGODB_DB", db));
         }
         Target::Sqlite => {
-            let path = work.join(format!("sessions-{}.db", std::process::id()));
+            let path = work.join(format!("sessions-{pid}.db"));
             for suffix in ["", "-wal", "-shm", "-journal"] {
                 let f = PathBuf::from(format!("{}{suffix}", path.display()));
                 let _ = std::fs::remove_file(&f);
-                files.push(f);
+                env.files.push(f);
             }
             vars.push(("SQLITE_PATH", path.display().to_string()));
             // connect-session-sequelize's `get` ignores `expires`; only its
@@ -407,7 +432,7 @@ fn store_env(
             vars.push(("SQLITE_CLEANUP_MS", "250".to_owned()));
         }
     }
-    Ok(StoreEnv { vars, files })
+    Ok(env)
 }
 
 /// A running app; killed on drop.
