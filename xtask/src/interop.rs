@@ -276,7 +276,8 @@ struct NodeApp {
 }
 
 impl NodeApp {
-    /// Checks Node and runs `npm ci` when `node_modules` is missing.
+    /// Checks Node and runs `npm ci` when `node_modules` is missing or was
+    /// installed from another `package-lock.json`.
     fn prepare(dir: &Path) -> Result<NodeApp> {
         let version = Command::new("node").arg("--version").output().context(
             "running `node --version`: Node.js 20 or later is needed for the interop tests",
@@ -292,11 +293,12 @@ impl NodeApp {
             major >= 20,
             "Node.js {version} is too old: the interop app needs 20 or later"
         );
-        if !dir
-            .join("node_modules")
-            .join(".package-lock.json")
-            .is_file()
-        {
+        // `npm ci` again whenever package-lock.json differs from the one the
+        // last install here used (copied into node_modules as a stamp).
+        let lock = std::fs::read(dir.join("package-lock.json"))
+            .context("reading interop/package-lock.json")?;
+        let stamp = dir.join("node_modules").join(".xtask-package-lock.json");
+        if std::fs::read(&stamp).ok().as_deref() != Some(lock.as_slice()) {
             eprintln!("xtask: npm ci in {} (node {version})", dir.display());
             let mut npm = Command::new("npm");
             npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(dir);
@@ -309,6 +311,8 @@ impl NodeApp {
             }
             let status = npm.status().context("running npm ci (is npm installed?)")?;
             ensure!(status.success(), "npm ci failed in {}", dir.display());
+            std::fs::write(&stamp, &lock)
+                .with_context(|| format!("writing {}", stamp.display()))?;
         }
         Ok(NodeApp {
             dir: dir.to_path_buf(),
