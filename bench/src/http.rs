@@ -60,6 +60,10 @@ pub struct HttpOpts {
     pub conns: usize,
     pub warmup: Duration,
     pub measure: Duration,
+    /// The measured time is split into this many rounds; in each round every
+    /// contender of a backend (and the HTTP floor) runs once, in turn, so a
+    /// change in the machine's load hits them all alike.
+    pub rounds: u32,
 }
 
 impl HttpOpts {
@@ -201,85 +205,168 @@ fn remember_redis_keys(env: &Env, who: Who, cookies: &[String]) {
     }
 }
 
-pub async fn run(env: &Env, opts: &HttpOpts, log: &mut Vec<String>) -> Vec<HttpRow> {
-    let mut rows = Vec::new();
-    if opts.runs(Who::Floor) {
-        let mut floor_opts = opts.load();
-        floor_opts.check = false;
-        let r = bench_app(server::none(), floor_opts)
-            .await
-            .map(|r| r.sample);
-        report(&mut rows, log, None, Who::Floor, "-", r);
+/// A contender being served for the whole rotation of one backend.
+enum Live {
+    Axum(server::Server),
+    Node(node::NodeApp),
+}
+
+impl Live {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Live::Axum(s) => s.addr,
+            Live::Node(n) => n.addr,
+        }
     }
 
-    let node_ok = opts.runs(Who::Express)
-        && match node::ensure_modules(env).await {
-            Ok(()) => true,
-            Err(e) => {
-                log.push(format!("express-session skipped: {e:#}"));
-                false
-            }
-        };
-    for b in env.backends() {
-        if opts.runs(Who::Raw) {
-            let r = async {
-                let res = bench_app(raw_app(env, b).await?, opts.load()).await?;
-                anyhow::Ok(res.sample)
-            }
-            .await;
-            report(&mut rows, log, Some(b), Who::Raw, "same layout as ours", r);
+    async fn stop(self) {
+        match self {
+            Live::Axum(s) => s.stop().await,
+            Live::Node(n) => n.stop().await,
         }
-        if opts.runs(Who::Ours) {
-            let r = async {
-                let res = bench_app(ours_app(env, b).await?, opts.load()).await?;
-                anyhow::Ok(res.sample)
-            }
-            .await;
+    }
+}
+
+struct Entry {
+    who: Who,
+    store: &'static str,
+    live: Live,
+    sample: Sample,
+    cookies: Vec<String>,
+    failed: Option<String>,
+}
+
+async fn start(env: &Env, b: Backend, who: Who) -> Result<Option<(&'static str, Live)>> {
+    let axum = |app| async { anyhow::Ok(Live::Axum(server::serve(app).await?)) };
+    Ok(Some(match who {
+        Who::Floor => return Ok(None),
+        Who::Raw => ("same layout as ours", axum(raw_app(env, b).await?).await?),
+        Who::Ours => {
             let store = match b {
                 Backend::Memory => "store-memory",
                 Backend::Sqlite => "store-sqlite",
                 Backend::Redis => "store-redis",
                 Backend::Postgres => "store-postgres",
             };
-            report(&mut rows, log, Some(b), Who::Ours, store, r);
+            (store, axum(ours_app(env, b).await?).await?)
         }
-        if opts.runs(Who::Tower) {
-            let r = async {
-                let res = bench_app(tower_app(env, b).await?, opts.load()).await?;
-                if b == Backend::Redis {
-                    remember_redis_keys(env, Who::Tower, &res.cookies);
-                }
-                anyhow::Ok(res.sample)
-            }
-            .await;
+        Who::Tower => {
             let store = match b {
                 Backend::Memory => "MemoryStore",
                 Backend::Sqlite => "tower-sessions-sqlx-store 0.15 SqliteStore",
                 Backend::Redis => "tower-sessions-redis-store 0.16 (fred)",
                 Backend::Postgres => "tower-sessions-sqlx-store 0.15 PostgresStore",
             };
-            report(&mut rows, log, Some(b), Who::Tower, store, r);
+            (store, axum(tower_app(env, b).await?).await?)
         }
-        let express_store = match b {
-            Backend::Memory => Some(("memory", "MemoryStore")),
-            Backend::Redis => Some(("redis", "connect-redis 9")),
-            Backend::Postgres => Some(("postgres", "connect-pg-simple 10")),
-            Backend::Sqlite => None,
-        };
-        if let (true, Some((kind, store))) = (node_ok, express_store) {
-            let r = async {
-                let app = node::start(env, kind).await?;
-                let res = load::run(app.addr, opts.load()).await;
-                app.stop().await;
-                let res = res?;
-                if b == Backend::Redis {
-                    remember_redis_keys(env, Who::Express, &res.cookies);
-                }
-                anyhow::Ok(res.sample)
+        Who::Express => {
+            let (kind, store) = match b {
+                Backend::Memory => ("memory", "MemoryStore"),
+                Backend::Redis => ("redis", "connect-redis 9"),
+                Backend::Postgres => ("postgres", "connect-pg-simple 10"),
+                Backend::Sqlite => return Ok(None),
+            };
+            (store, Live::Node(node::start(env, kind).await?))
+        }
+    }))
+}
+
+/// Runs the generator once against `addr` and adds the window to `into`.
+async fn round(
+    addr: std::net::SocketAddr,
+    opts: &HttpOpts,
+    check: bool,
+    into: &mut Sample,
+    cookies: &mut Vec<String>,
+) -> Result<()> {
+    let rounds = opts.rounds.max(1);
+    let mut load = opts.load();
+    load.measure = opts.measure / rounds;
+    load.warmup = opts.warmup / rounds;
+    load.check = check;
+    let r = load::run(addr, load).await?;
+    into.merge(r.sample);
+    cookies.extend(r.cookies);
+    Ok(())
+}
+
+pub async fn run(env: &Env, opts: &HttpOpts, log: &mut Vec<String>) -> Vec<HttpRow> {
+    let mut rows = Vec::new();
+    let floor = if opts.runs(Who::Floor) {
+        match server::serve(server::none()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log.push(format!("HTTP floor skipped: {e:#}"));
+                None
             }
-            .await;
-            report(&mut rows, log, Some(b), Who::Express, store, r);
         }
+    } else {
+        None
+    };
+    let mut floor_sample = Sample::empty();
+    let mut floor_failed: Option<String> = None;
+    let mut no_cookies = Vec::new();
+    if opts.runs(Who::Express) {
+        if let Err(e) = node::ensure_modules(env).await {
+            log.push(format!("express-session skipped: {e:#}"));
+        }
+    }
+    for b in env.backends() {
+        let mut entries: Vec<Entry> = Vec::new();
+        for who in [Who::Raw, Who::Ours, Who::Tower, Who::Express] {
+            if !opts.runs(who) {
+                continue;
+            }
+            match start(env, b, who).await {
+                Ok(Some((store, live))) => entries.push(Entry {
+                    who,
+                    store,
+                    live,
+                    sample: Sample::empty(),
+                    cookies: Vec::new(),
+                    failed: None,
+                }),
+                Ok(None) => {}
+                Err(e) => report(&mut rows, log, Some(b), who, "", Err(e)),
+            }
+        }
+        for _ in 0..opts.rounds.max(1) {
+            if let (Some(f), None) = (&floor, &floor_failed) {
+                if let Err(e) = round(f.addr, opts, false, &mut floor_sample, &mut no_cookies).await
+                {
+                    floor_failed = Some(format!("{e:#}"));
+                }
+            }
+            for e in entries.iter_mut().filter(|e| e.failed.is_none()) {
+                if let Err(err) =
+                    round(e.live.addr(), opts, true, &mut e.sample, &mut e.cookies).await
+                {
+                    e.failed = Some(format!("{err:#}"));
+                }
+            }
+        }
+        for e in entries {
+            e.live.stop().await;
+            if b == Backend::Redis {
+                remember_redis_keys(env, e.who, &e.cookies);
+            }
+            let r = match e.failed {
+                Some(msg) => Err(anyhow::anyhow!(msg)),
+                None => Ok(e.sample),
+            };
+            report(&mut rows, log, Some(b), e.who, e.store, r);
+        }
+    }
+    if let Some(f) = floor {
+        f.stop().await;
+        let r = match floor_failed {
+            Some(msg) => Err(anyhow::anyhow!(msg)),
+            None => Ok(floor_sample),
+        };
+        let mut floor_rows = Vec::new();
+        report(&mut floor_rows, log, None, Who::Floor, "-", r);
+        floor_rows.extend(rows);
+        rows = floor_rows;
     }
     rows
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 static ALLOC: memory::Counting = memory::Counting;
 
 const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--section NAME]...
-    [--store-secs S] [--http-secs S] [--warmup-secs S] [--conns N]
+    [--store-secs S] [--http-secs S] [--warmup-secs S] [--conns N] [--rounds N]
     [--prune-rows N] [--memory-sessions N] [--who NAME]... [--out PATH]
 
   --quick            short windows (a smoke test: asserts nothing about speed)
@@ -38,6 +38,8 @@ const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--secti
   --http-secs S      measured seconds per HTTP contender (default 3; quick 0.5)
   --warmup-secs S    HTTP warm-up (default 1; quick 0.2)
   --conns N          HTTP connections (default 32)
+  --rounds N         HTTP rotations: each contender runs N times, in turn
+                     with the others, for 1/N of the time (default 3; quick 1)
   --prune-rows N     expired rows to prune (default 1000000; quick 20000)
   --memory-sessions N  (default 100000; quick 10000)
   --who NAME         HTTP contenders only: floor | raw | ours | tower | express
@@ -68,6 +70,7 @@ fn parse_args() -> Result<Args> {
             warmup: Duration::from_secs_f64(if quick { 0.2 } else { 1.0 }),
             measure: Duration::from_secs_f64(if quick { 0.5 } else { 3.0 }),
             who: Vec::new(),
+            rounds: if quick { 1 } else { 3 },
         },
         prune_rows: if quick { 20_000 } else { 1_000_000 },
         memory_sessions: if quick { 10_000 } else { 100_000 },
@@ -97,6 +100,7 @@ fn parse_args() -> Result<Args> {
                 a.http.warmup = Duration::from_secs_f64(value("--warmup-secs")?.parse()?)
             }
             "--conns" => a.http.conns = value("--conns")?.parse()?,
+            "--rounds" => a.http.rounds = value("--rounds")?.parse()?,
             "--prune-rows" => a.prune_rows = value("--prune-rows")?.parse()?,
             "--memory-sessions" => a.memory_sessions = value("--memory-sessions")?.parse()?,
             "--who" => a.http.who.push(http::Who::parse(value("--who")?)?),
@@ -177,15 +181,16 @@ async fn machine(env: &Env) -> String {
             pool.close().await;
         }
     }
-    let sqlite: String = sqlx::query_scalar("SELECT sqlite_version()")
-        .fetch_one(
-            &mut <sqlx::SqliteConnection as sqlx::Connection>::connect("sqlite::memory:")
-                .await
-                .ok()
-                .unwrap_or_else(|| unreachable_conn()),
-        )
-        .await
-        .unwrap_or_default();
+    let sqlite = async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
+        let v: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&mut c)
+            .await?;
+        anyhow::Ok(v)
+    }
+    .await
+    .unwrap_or_default();
     if !sqlite.is_empty() {
         servers.push(format!("SQLite {sqlite} (bundled)"));
     }
@@ -197,10 +202,6 @@ async fn machine(env: &Env) -> String {
         mem_kb as f64 / 1024.0 / 1024.0,
         servers.join(", ")
     )
-}
-
-fn unreachable_conn() -> sqlx::SqliteConnection {
-    panic!("an in-memory SQLite database could not be opened")
 }
 
 fn main() -> Result<()> {
@@ -255,8 +256,9 @@ async fn run(env: &Env, args: &Args, memory: Vec<memory::MemRow>, started: Insta
          - Command: `{}`{}\n\
          - Machine: {}\n\
          - Date: {} UTC; the run took {:.0} s\n\
-         - Windows: store level {:.1} s per contender and case (two interleaved halves); \
-           HTTP {} connections, {:.1} s warm-up + {:.1} s measured per contender; \
+         - Windows: store level {:.1} s per contender and case (in {} slices alternating ours and raw); \
+           HTTP {} connections, {:.1} s warm-up + {:.1} s measured per contender, in {} rounds \
+           (every contender of a backend and the HTTP floor in turn, each round); \
            load generator on one thread in the same process as the axum servers \
            (a tokio runtime of 2 workers); express-session in its own `node` process.\n",
         args.command,
@@ -269,9 +271,11 @@ async fn run(env: &Env, args: &Args, memory: Vec<memory::MemRow>, started: Insta
         chrono::Utc::now().format("%Y-%m-%d %H:%M"),
         started.elapsed().as_secs_f64(),
         args.store_secs,
+        store_level::SLICES,
         args.http.conns,
         args.http.warmup.as_secs_f64(),
         args.http.measure.as_secs_f64(),
+        args.http.rounds,
     );
     let md = report::Report {
         header,

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 /// Sessions created before the measurements; operations cycle through them.
 pub const SLOTS: usize = 1000;
 
+/// Each contender's time is cut into this many slices, alternating with the other's.
+pub const SLICES: u32 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Load,
@@ -215,12 +218,14 @@ pub async fn run(env: &Env, dur: Duration, log: &mut Vec<String>) -> Vec<Row> {
         };
         for op in Op::ALL {
             for conc in [1, 32] {
-                // Interleaved halves: ours, raw, ours, raw.
-                let half = dur / 2;
-                let mut o = measure(ours.clone(), &template, op, conc, half).await;
-                let mut r = measure(raw.clone(), &template, op, conc, half).await;
-                o.merge(measure(ours.clone(), &template, op, conc, half).await);
-                r.merge(measure(raw.clone(), &template, op, conc, half).await);
+                // Interleaved slices: ours, raw, ours, raw, ...
+                let slice = dur / SLICES;
+                let mut o = Sample::empty();
+                let mut r = Sample::empty();
+                for _ in 0..SLICES {
+                    o.merge(measure(ours.clone(), &template, op, conc, slice).await);
+                    r.merge(measure(raw.clone(), &template, op, conc, slice).await);
+                }
                 for (who, s) in [("ours", &o), ("raw", &r)] {
                     if let Some(e) = &s.first_error {
                         let msg = format!(
