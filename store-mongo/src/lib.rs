@@ -27,6 +27,7 @@
 //! | `save` | `updateOne({_id, expires: {$gt: now}}, {$set: {session, expires}})`: no match is [`WriteOutcome::Gone`], never an insert |
 //! | `touch` | `updateOne({_id, expires: {$gt: now}}, {$set: {expires}})` |
 //! | `destroy` | `deleteOne({_id})` |
+//! | `save_if` | `updateOne({_id, expires: {$gt: now}, session: <loaded value>}, {$set: …})` (compare-and-set on the stored value) |
 //! | `ids` / `count` | `find` / `countDocuments` with `{expires: {$gt: now}}` |
 //! | `clear` | `deleteMany({})` (the TTL index stays) |
 //! | `delete_expired` | `deleteMany({expires: {$lte: now}})`, for servers without a TTL monitor |
@@ -282,6 +283,16 @@ impl fmt::Debug for MongoStore {
     }
 }
 
+/// A `createIndexes` refused because an index on the same keys exists with
+/// other options (IndexOptionsConflict 85, IndexKeySpecsConflict 86).
+fn index_conflict(e: &Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<mongodb::error::Error>())
+        .is_some_and(|m| {
+            matches!(&*m.kind, mongodb::error::ErrorKind::Command(c) if c.code == 85 || c.code == 86)
+        })
+}
+
 /// Maps a driver error: network, server selection, pool and "not primary /
 /// shutting down" errors are transient; the rest are backend errors.
 fn classify(context: &'static str, e: mongodb::error::Error) -> Error {
@@ -405,23 +416,65 @@ impl MongoStore {
         &self.collection
     }
 
+    /// Whether the collection has a TTL index on `expires` alone.
+    async fn has_ttl_index(&self) -> Result<bool> {
+        use futures::TryStreamExt as _;
+        let indexes: Vec<IndexModel> = self
+            .bounded("listing indexes", self.operation_timeout, async {
+                self.collection.list_indexes().await?.try_collect().await
+            })
+            .await?;
+        Ok(indexes.iter().any(|ix| {
+            ix.keys == doc! { "expires": 1 }
+                && ix
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.expire_after)
+                    .is_some()
+        }))
+    }
+
     /// Creates the TTL index `{expires: 1}` with `expireAfterSeconds: 0`
-    /// (named `expires_1`, as connect-mongo's). Idempotent: creating an
-    /// index that exists with the same options does nothing, so several
-    /// processes may call it at once.
+    /// (named `expires_1`, as connect-mongo's, with its `background: true`).
+    /// Idempotent: creating an index that exists with the same options does
+    /// nothing, so several processes may call it at once; an existing TTL
+    /// index on `expires` created with other options (by another connect-mongo
+    /// version) is kept.
     pub async fn create_indexes(&self) -> Result<()> {
         let span = tracing::debug_span!("mongo.create_indexes");
         async {
+            // The same options as connect-mongo (`background: true`), so
+            // whichever side creates the index first, the other's request is
+            // identical and succeeds. (Servers ignore `background` since 4.2,
+            // but some compare it when matching an existing index.)
+            #[allow(deprecated)]
             let index = IndexModel::builder()
                 .keys(doc! { "expires": 1 })
-                .options(IndexOptions::builder().expire_after(Duration::ZERO).build())
+                .options(
+                    IndexOptions::builder()
+                        .expire_after(Duration::ZERO)
+                        .background(true)
+                        .build(),
+                )
                 .build();
             let created = self
                 .bounded("creating the TTL index", self.operation_timeout, async {
                     self.collection.create_index(index).await
                 })
-                .await?;
-            debug!(index = %created.index_name, "TTL index ready");
+                .await;
+            match created {
+                Ok(created) => debug!(index = %created.index_name, "TTL index ready"),
+                // IndexOptionsConflict / IndexKeySpecsConflict: an `expires_1`
+                // index exists with other options (e.g. created by another
+                // version of connect-mongo). Keep it if it is a TTL index.
+                Err(e) if index_conflict(&e) => {
+                    if !self.has_ttl_index().await? {
+                        return Err(e);
+                    }
+                    debug!("an equivalent TTL index on expires already exists");
+                }
+                Err(e) => return Err(e),
+            }
             Ok(())
         }
         .instrument(span)

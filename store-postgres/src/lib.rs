@@ -28,6 +28,7 @@
 //! | `save` | `UPDATE … WHERE sid = $1 AND expire >= now`: no row is [`WriteOutcome::Gone`], never an insert |
 //! | `touch` | `UPDATE … SET expire = … WHERE sid = $1 AND expire >= now` (data untouched) |
 //! | `destroy` | `DELETE … WHERE sid = $1` |
+//! | `save_if` | `UPDATE … WHERE sid = $1 AND expire >= now AND sess::text = $loaded` (compare-and-set on the stored text) |
 //! | `delete_expired` | `DELETE … WHERE expire < now` (the prune task calls it every 15 minutes by default) |
 //!
 //! Expiry is the cookie's `expires`, or now + the default TTL (one day) for

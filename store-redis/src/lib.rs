@@ -17,6 +17,7 @@
 //! | `save` | `SET key json XX EX ttl` | nil: destroyed or expired meanwhile, [`WriteOutcome::Gone`]: never resurrected |
 //! | `touch` | `EXPIRE key ttl` | 0: [`WriteOutcome::Gone`]; the JSON is never rewritten |
 //! | `destroy` | `DEL` | |
+//! | `load_versioned` / `save_if` | `GET`; a Lua script that compares the stored text and `SET … EX`s only if it is unchanged | compare-and-set: a changed value is a conflict |
 //! | `ids` / `count` / `clear` | `SCAN MATCH prefix* COUNT n` (never `KEYS`), then `DEL` in batches for `clear` | |
 //!
 //! `delete_expired` is not implemented (Redis deletes expired keys itself):

@@ -32,7 +32,7 @@ pub fn builder() -> PostgresStoreBuilder {
     PostgresStore::builder(url())
         .prune_interval(None)
         .connect_timeout(Duration::from_secs(10))
-        .max_connections(8)
+        .max_connections(4)
 }
 
 /// A store whose table lives in a fresh schema, dropped with the fixture.
