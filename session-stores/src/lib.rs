@@ -310,6 +310,29 @@ async fn postgres(_: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     Err(feature_off("postgres", "postgres"))
 }
 
+#[cfg(feature = "mongo")]
+async fn mongo(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
+    let ttl = u.take_secs("ttl")?;
+    let collection = u.take("collection");
+    let database = u.take("database");
+    let create = u.take_bool("create_schema", true)?;
+    let timeout = u.take_secs("connect_timeout")?;
+    let mut b = store_mongo::MongoStore::builder(u.driver_url()).create_indexes(create);
+    if let Some(ttl) = ttl {
+        b = b.default_ttl(ttl);
+    }
+    if let Some(c) = collection {
+        b = b.collection(c);
+    }
+    if let Some(d) = database {
+        b = b.database(d);
+    }
+    if let Some(t) = timeout {
+        b = b.connect_timeout(t);
+    }
+    Ok(Arc::new(b.connect().await?))
+}
+
 #[cfg(not(feature = "mongo"))]
 async fn mongo(_: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     Err(feature_off("mongodb", "mongo"))

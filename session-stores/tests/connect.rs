@@ -60,3 +60,51 @@ async fn backend_with_feature_off_names_the_feature() {
     let msg = config_message(err.expect("refused"));
     assert!(msg.contains("`redis` cargo feature"), "{msg}");
 }
+
+/// The server backends through their URLs, with store options in the query.
+#[cfg(all(feature = "redis", feature = "postgres", feature = "mongo"))]
+#[tokio::test]
+async fn server_urls_give_working_stores() -> anyhow::Result<()> {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let join = |url: String, opt: &str| {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{opt}")
+    };
+    let tag = SessionId::generate().as_str()[..8]
+        .to_ascii_lowercase()
+        .replace('-', "_");
+    let urls = [
+        join(
+            env("REDIS_URL", "redis://127.0.0.1:6379"),
+            &format!("prefix=stores-{tag}:&ttl=60"),
+        ),
+        join(
+            env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+            &format!("table=stores_{tag}&prune_interval=0&connect_timeout=5"),
+        ),
+        join(
+            env("MONGODB_URL", "mongodb://127.0.0.1:27017"),
+            &format!("collection=stores_{tag}"),
+        ),
+    ];
+    for url in &urls {
+        let store = session_stores::connect(url).await?;
+        let r = Record::new(SessionId::generate());
+        store.create(&r).await?;
+        assert!(store.load(&r.id).await?.is_some(), "{url}");
+        store.clear().await?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn bad_server_option_values_are_refused() {
+    for url in [
+        "redis://127.0.0.1:6379?ttl=-5",
+        "redis://127.0.0.1:6379?connect_timeout=x",
+    ] {
+        let err = session_stores::connect(url).await.err().expect("refused");
+        assert!(config_message(err).contains("whole number"), "{url}");
+    }
+}

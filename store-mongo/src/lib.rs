@@ -426,11 +426,7 @@ impl MongoStore {
             .await?;
         Ok(indexes.iter().any(|ix| {
             ix.keys == doc! { "expires": 1 }
-                && ix
-                    .options
-                    .as_ref()
-                    .and_then(|o| o.expire_after)
-                    .is_some()
+                && ix.options.as_ref().and_then(|o| o.expire_after).is_some()
         }))
     }
 

@@ -240,13 +240,18 @@ impl Servers {
         }
         let port = free_port()?;
         let child = Command::new(&python)
+            // `--standalone`: a single mongod (by default it plays a
+            // replica-set primary and slows down with every write).
             .args([
                 "-m",
                 "secantus",
                 "--port",
                 &port.to_string(),
+                "--host",
+                "127.0.0.1",
                 "--storage-path",
                 ":memory:",
+                "--standalone",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
