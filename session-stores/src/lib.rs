@@ -163,6 +163,8 @@ impl StoreUrl {
     }
 }
 
+// Used only by the stubs of backends whose feature is off.
+#[allow(dead_code)]
 fn feature_off(backend: &str, feature: &str) -> Error {
     config(format!(
         "{backend} store URLs need session-stores' `{feature}` cargo feature, which is off in this build"
