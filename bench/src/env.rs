@@ -24,6 +24,9 @@ use store_sqlite::SqliteStore;
 /// The database the PostgreSQL contenders use; dropped afterwards.
 pub const PG_DATABASE: &str = "session_bench";
 
+/// The MongoDB database the Mongo contenders use; dropped afterwards.
+pub const MONGO_DATABASE: &str = "session_bench";
+
 /// Pool sizes, the stores' defaults, given to every contender alike.
 pub const PG_POOL: u32 = 10;
 pub const SQLITE_POOL: u32 = 4;
@@ -34,14 +37,16 @@ pub enum Backend {
     Sqlite,
     Redis,
     Postgres,
+    Mongo,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 4] = [
+    pub const ALL: [Backend; 5] = [
         Backend::Memory,
         Backend::Sqlite,
         Backend::Redis,
         Backend::Postgres,
+        Backend::Mongo,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +55,7 @@ impl Backend {
             Backend::Sqlite => "sqlite",
             Backend::Redis => "redis",
             Backend::Postgres => "postgres",
+            Backend::Mongo => "mongo",
         }
     }
 
@@ -67,6 +73,7 @@ pub struct Env {
     /// SQLite files live here; removed at the end.
     pub tmp: PathBuf,
     pub redis_url: Option<String>,
+    pub mongo_url: Option<String>,
     pg_admin_url: Option<String>,
     /// The URL of [`PG_DATABASE`], once created.
     pub pg_url: Option<String>,
@@ -104,6 +111,7 @@ impl Env {
             root,
             tmp,
             redis_url: var("REDIS_URL"),
+            mongo_url: var("MONGODB_URL"),
             pg_admin_url: var("DATABASE_URL"),
             pg_url: None,
             backends: Vec::new(),
@@ -115,6 +123,7 @@ impl Env {
                 Backend::Memory | Backend::Sqlite => Ok(()),
                 Backend::Redis => env.check_redis().await,
                 Backend::Postgres => env.create_pg_database().await,
+                Backend::Mongo => env.check_mongo().await,
             };
             match ok {
                 Ok(()) => env.backends.push(b),
@@ -140,6 +149,45 @@ impl Env {
         let mut conn = self.redis_conn_to(url).await?;
         redis::cmd("PING").query_async::<()>(&mut conn).await?;
         Ok(())
+    }
+
+    async fn check_mongo(&self) -> Result<()> {
+        let db = self.mongo_db().await?;
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            db.run_command(mongodb::bson::doc! { "ping": 1 }),
+        )
+        .await??;
+        // A database of its own, dropped at the end (and now, if a crashed run left it).
+        db.drop().await?;
+        Ok(())
+    }
+
+    /// The bench's MongoDB database on a client with the driver's default
+    /// options (pool of 10), which is what our store uses too.
+    pub async fn mongo_db(&self) -> Result<mongodb::Database> {
+        let url = self
+            .mongo_url
+            .as_deref()
+            .context("MONGODB_URL is not set")?;
+        let mut options = mongodb::options::ClientOptions::parse(url).await?;
+        options.connect_timeout = Some(Duration::from_secs(10));
+        options.server_selection_timeout = Some(Duration::from_secs(10));
+        Ok(mongodb::Client::with_options(options)?.database(MONGO_DATABASE))
+    }
+
+    /// Our MongoDB store on `collection` in the bench database.
+    pub async fn mongo_store(&self, collection: &str) -> Result<store_mongo::MongoStore> {
+        let url = self
+            .mongo_url
+            .as_deref()
+            .context("MONGODB_URL is not set")?;
+        Ok(store_mongo::MongoStore::builder(url)
+            .database(MONGO_DATABASE)
+            .collection(collection)
+            .create_indexes(true)
+            .connect()
+            .await?)
     }
 
     async fn create_pg_database(&mut self) -> Result<()> {
@@ -273,6 +321,12 @@ impl Env {
             };
             if let Err(e) = dropped.await {
                 eprintln!("bench: dropping {PG_DATABASE} failed: {e:#}");
+            }
+        }
+        if self.has(Backend::Mongo) {
+            let dropped = async { anyhow::Ok(self.mongo_db().await?.drop().await?) };
+            if let Err(e) = dropped.await {
+                eprintln!("bench: dropping the MongoDB database {MONGO_DATABASE} failed: {e:#}");
             }
         }
         let _ = std::fs::remove_dir_all(&self.tmp);

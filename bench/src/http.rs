@@ -4,7 +4,7 @@
 
 use crate::env::{Backend, Env};
 use crate::load::{self, LoadOpts};
-use crate::raw::{MemoryKv, PgKv, RedisKv, SharedKv, SqliteKv};
+use crate::raw::{MemoryKv, MongoKv, PgKv, RedisKv, SharedKv, SqliteKv};
 use crate::stats::{self, Sample};
 use crate::{node, server};
 use anyhow::Result;
@@ -140,6 +140,7 @@ async fn ours_app(env: &Env, b: Backend) -> Result<axum::Router> {
         Backend::Sqlite => Arc::new(env.sqlite_store("http_ours.db").await?),
         Backend::Redis => Arc::new(env.redis_store("bench:http:").await?),
         Backend::Postgres => Arc::new(env.postgres_store("http_ours").await?),
+        Backend::Mongo => Arc::new(env.mongo_store("http_ours").await?),
     };
     server::ours(store)
 }
@@ -150,6 +151,7 @@ async fn raw_app(env: &Env, b: Backend) -> Result<axum::Router> {
         Backend::Sqlite => Arc::new(SqliteKv::new(env, "http_raw.db").await?),
         Backend::Redis => Arc::new(RedisKv::new(env, "bench:http-raw:").await?),
         Backend::Postgres => Arc::new(PgKv::new(env, "http_raw").await?),
+        Backend::Mongo => Arc::new(MongoKv::new(env, "http_raw").await?),
     };
     Ok(server::raw(kv))
 }
@@ -179,6 +181,8 @@ async fn tower_app(env: &Env, b: Backend) -> Result<axum::Router> {
             store.migrate().await?;
             server::tower(store)
         }
+        // tower-sessions' MongoDB store is not part of this comparison.
+        Backend::Mongo => anyhow::bail!("not compared"),
     })
 }
 
@@ -247,15 +251,18 @@ async fn start(env: &Env, b: Backend, who: Who) -> Result<Option<(&'static str, 
                 Backend::Sqlite => "store-sqlite",
                 Backend::Redis => "store-redis",
                 Backend::Postgres => "store-postgres",
+                Backend::Mongo => "store-mongo",
             };
             (store, axum(ours_app(env, b).await?).await?)
         }
+        Who::Tower if b == Backend::Mongo => return Ok(None),
         Who::Tower => {
             let store = match b {
                 Backend::Memory => "MemoryStore",
                 Backend::Sqlite => "tower-sessions-sqlx-store 0.15 SqliteStore",
                 Backend::Redis => "tower-sessions-redis-store 0.16 (fred)",
                 Backend::Postgres => "tower-sessions-sqlx-store 0.15 PostgresStore",
+                Backend::Mongo => "",
             };
             (store, axum(tower_app(env, b).await?).await?)
         }
@@ -264,6 +271,7 @@ async fn start(env: &Env, b: Backend, who: Who) -> Result<Option<(&'static str, 
                 Backend::Memory => ("memory", "MemoryStore"),
                 Backend::Redis => ("redis", "connect-redis 9"),
                 Backend::Postgres => ("postgres", "connect-pg-simple 10"),
+                Backend::Mongo => ("mongo", "connect-mongo 6"),
                 Backend::Sqlite => return Ok(None),
             };
             (store, Live::Node(node::start(env, kind).await?))

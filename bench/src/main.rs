@@ -2,7 +2,7 @@
 //! workspace's stores and middleware, next to the raw drivers,
 //! tower-sessions and express-session, in one run. Run it with
 //! `cargo xtask bench [--quick]`, which finds or starts the servers and
-//! passes their URLs (`REDIS_URL`, `DATABASE_URL`).
+//! passes their URLs (`REDIS_URL`, `DATABASE_URL`, `MONGODB_URL`).
 //!
 //! Sections: `memory`, `store`, `http` (with the peers), `prune`. The
 //! report is printed and written to `target/bench/results.md`.
@@ -32,7 +32,7 @@ const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--secti
     [--prune-rows N] [--memory-sessions N] [--who NAME]... [--out PATH]
 
   --quick            short windows (a smoke test: asserts nothing about speed)
-  --backend NAME     memory | sqlite | redis | postgres (default: all)
+  --backend NAME     memory | sqlite | redis | postgres | mongo (default: all)
   --section NAME     memory | store | http | prune (default: all)
   --store-secs S     per contender and case at store level (default 1.0; quick 0.2)
   --http-secs S      measured seconds per HTTP contender (default 3; quick 0.5)
@@ -179,6 +179,20 @@ async fn machine(env: &Env) -> String {
                 ));
             }
             pool.close().await;
+        }
+    }
+    if env.has(Backend::Mongo) {
+        let info = async {
+            let db = env.mongo_db().await?;
+            let info = db
+                .run_command(mongodb::bson::doc! { "buildInfo": 1 })
+                .await?;
+            anyhow::Ok(info.get_str("version").unwrap_or("?").to_owned())
+        };
+        if let Ok(v) = info.await {
+            servers.push(format!(
+                "MongoDB wire protocol: a server reporting version {v} (`MONGODB_URL`, else SecantusDB started by xtask)"
+            ));
         }
     }
     let sqlite = async {

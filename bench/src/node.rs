@@ -50,6 +50,10 @@ pub async fn start(env: &Env, store: &str) -> Result<NodeApp> {
     if let Some(url) = &env.redis_url {
         cmd.env("REDIS_URL", url);
     }
+    if let Some(url) = &env.mongo_url {
+        cmd.env("MONGODB_URL", url)
+            .env("MONGODB_DB", crate::env::MONGO_DATABASE);
+    }
     if let Some(url) = env.pg_bench_url() {
         cmd.env("DATABASE_URL", url);
     }

@@ -7,6 +7,7 @@ use crate::store_level::{Op, Scratch, Target};
 use anyhow::{bail, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use mongodb::bson::doc;
 use session_core::{Record, SessionId};
 use sqlx::{PgPool, SqlitePool};
 use std::collections::HashMap;
@@ -399,6 +400,84 @@ impl RawKv for SqliteKv {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+}
+
+// ---- MongoDB: connect-mongo's documents {_id, expires, session} ----
+
+pub struct MongoKv {
+    coll: mongodb::Collection<mongodb::bson::Document>,
+}
+
+impl MongoKv {
+    pub async fn new(env: &Env, collection: &str) -> Result<Self> {
+        let coll = env.mongo_db().await?.collection(collection);
+        coll.create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "expires": 1 })
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .expire_after(std::time::Duration::ZERO)
+                        .build(),
+                )
+                .build(),
+        )
+        .await?;
+        Ok(MongoKv { coll })
+    }
+}
+
+fn bson_date(t: DateTime<Utc>) -> mongodb::bson::DateTime {
+    mongodb::bson::DateTime::from_millis(t.timestamp_millis())
+}
+
+#[async_trait]
+impl RawKv for MongoKv {
+    async fn get(&self, id: &str) -> Result<Option<String>> {
+        let found = self
+            .coll
+            .find_one(doc! { "_id": id, "expires": { "$gt": bson_date(Utc::now()) } })
+            .projection(doc! { "session": 1 })
+            .await?;
+        Ok(match found {
+            Some(d) => Some(d.get_str("session")?.to_owned()),
+            None => None,
+        })
+    }
+    async fn update(&self, id: &str, json: &str, expires: DateTime<Utc>) -> Result<bool> {
+        let r = self
+            .coll
+            .update_one(
+                doc! { "_id": id, "expires": { "$gt": bson_date(Utc::now()) } },
+                doc! { "$set": { "expires": bson_date(expires), "session": json } },
+            )
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+    async fn touch(&self, id: &str, expires: DateTime<Utc>) -> Result<bool> {
+        let r = self
+            .coll
+            .update_one(
+                doc! { "_id": id, "expires": { "$gt": bson_date(Utc::now()) } },
+                doc! { "$set": { "expires": bson_date(expires) } },
+            )
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+    async fn insert(&self, id: &str, json: &str, expires: DateTime<Utc>) -> Result<bool> {
+        match self
+            .coll
+            .insert_one(doc! { "_id": id, "expires": bson_date(expires), "session": json })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.to_string().contains("E11000") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+    async fn delete(&self, id: &str) -> Result<()> {
+        self.coll.delete_one(doc! { "_id": id }).await?;
         Ok(())
     }
 }

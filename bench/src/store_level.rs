@@ -7,7 +7,7 @@
 //! tracing spans. The difference is everything the store adds.
 
 use crate::env::{Backend, Env};
-use crate::raw::{MemoryKv, PgKv, Raw, RedisKv, SqliteKv};
+use crate::raw::{MemoryKv, MongoKv, PgKv, Raw, RedisKv, SqliteKv};
 use crate::stats::{self, Sample};
 use anyhow::{bail, Result};
 use async_trait::async_trait;
@@ -195,6 +195,10 @@ async fn contenders(
         Backend::Postgres => (
             Arc::new(env.postgres_store("store_ours").await?),
             Arc::new(Raw::fill(PgKv::new(env, "store_raw").await?, records).await?),
+        ),
+        Backend::Mongo => (
+            Arc::new(env.mongo_store("store_ours").await?),
+            Arc::new(Raw::fill(MongoKv::new(env, "store_raw").await?, records).await?),
         ),
     };
     let ours: Arc<dyn Target> = Arc::new(Ours::new(store, records).await?);

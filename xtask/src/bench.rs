@@ -15,7 +15,7 @@ const TARGET_DIR: &str = "target/bench-build";
 
 pub fn run(args: &[String], servers: &mut Servers) -> Result<()> {
     if !args.iter().any(|a| a == "-h" || a == "--help") {
-        for b in [Backend::Redis, Backend::Postgres] {
+        for b in [Backend::Redis, Backend::Postgres, Backend::Mongo] {
             if let Err(e) = servers.ensure(b) {
                 eprintln!("xtask: the bench runs without {}: {e:#}", b.name());
             }
