@@ -12,10 +12,14 @@
 //!   store (needs Debian's `chromium` and `chromium-driver`).
 //! - `bench [--quick] [ARGS]...`: builds `bench/` in release and runs it
 //!   (see `bench.rs`); the report goes to `target/bench/results.md`.
+//! - `faults [--backend NAME]...`: restarts private Redis, PostgreSQL and
+//!   MongoDB servers under a running demo and kill -9s it on SQLite (see
+//!   `faults.rs`).
 //! - `servers`: finds or starts the servers and prints their URLs, then
 //!   waits (handy for running single tests by hand).
 
 mod bench;
+mod faults;
 mod interop;
 mod servers;
 
@@ -85,6 +89,7 @@ fn main() -> Result<()> {
             browser(&backends, &mut Servers::default())
         }
         Some("interop") => interop::run(&args[1..], &mut Servers::default()),
+        Some("faults") => faults::run(&args[1..]),
         Some("bench") => bench::run(&args[1..], &mut Servers::default()),
         Some("servers") => {
             let mut servers = Servers::default();
@@ -102,7 +107,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  conformance [--backend NAME]... [--require]\n  interop [--backend NAME]...\n  bench [--quick] [--help]\n  ci\n  servers"
+                "usage: cargo xtask <command>\n\n  conformance [--backend NAME]... [--require]\n  interop [--backend NAME]...\n  faults [--backend NAME]...\n  bench [--quick] [--help]\n  ci\n  servers"
             );
             std::process::exit(2)
         }
@@ -363,6 +368,7 @@ fn ci() -> Result<()> {
     browser(&Backend::ALL, &mut servers)?;
     eprintln!("xtask: == interop with Node's express-session");
     interop::run(&[], &mut servers)?;
+    faults::run(&[])?;
     print_table(&rows);
     eprintln!("xtask: ci passed in {:.0}s", start.elapsed().as_secs_f64());
     Ok(())

@@ -205,39 +205,7 @@ impl Servers {
     }
 
     fn start_mongo(&mut self) -> Result<(String, String)> {
-        let venv = Path::new("target").join("mongo-venv");
-        let python = venv.join("bin").join("python");
-        let installed = Command::new(&python)
-            .args(["-c", "import secantus"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            eprintln!(
-                "xtask: installing {SECANTUS_VERSION} into {}",
-                venv.display()
-            );
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()?
-                .success()
-                && Command::new(venv.join("bin").join("pip"))
-                    .args([
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        SECANTUS_VERSION,
-                    ])
-                    .status()?
-                    .success();
-            if !ok {
-                bail!(
-                    "could not install {SECANTUS_VERSION} into {}",
-                    venv.display()
-                );
-            }
-        }
+        let python = mongo_python()?;
         let port = free_port()?;
         let child = Command::new(&python)
             // `--standalone`: a single mongod (by default it plays a
@@ -266,7 +234,7 @@ impl Servers {
     }
 }
 
-fn listening(port: u16) -> bool {
+pub fn listening(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
@@ -282,11 +250,11 @@ fn wait_for_port(port: u16, limit: Duration) -> Result<()> {
     bail!("nothing listened on 127.0.0.1:{port} within {limit:?}")
 }
 
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn temp_dir(what: &str) -> Result<PathBuf> {
+pub fn temp_dir(what: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("xtask-{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -339,4 +307,248 @@ fn docker_answers() -> bool {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+}
+
+/// A private server for fault tests: started on a free loopback port in its
+/// own temporary directory (never the shared servers on the usual ports),
+/// and stopped and started again on the same port and data directory.
+/// Everything is stopped and removed on drop.
+pub struct Private {
+    backend: Backend,
+    port: u16,
+    dir: PathBuf,
+    url: String,
+    how: String,
+    child: Option<Child>,
+    pg: Option<(PathBuf, Option<String>)>,
+    running: bool,
+}
+
+impl Private {
+    /// Starts a private Redis (append-only file, fsync on every write),
+    /// PostgreSQL or MongoDB test server (data in a directory).
+    pub fn start(backend: Backend) -> Result<Private> {
+        let dir = temp_dir(&format!("faults-{}", backend.name()))?;
+        let port = free_port()?;
+        let (url, how, pg) = match backend {
+            Backend::Redis => {
+                let bin = which("redis-server").context("redis-server not found")?;
+                (
+                    format!("redis://127.0.0.1:{port}/"),
+                    format!("{} (appendonly, fsync always)", bin.display()),
+                    None,
+                )
+            }
+            Backend::Postgres => {
+                let bin = postgres_bin_dir().context("initdb/pg_ctl not found")?;
+                let user = is_root().then(|| "postgres".to_owned());
+                if let Some(u) = &user {
+                    if !Command::new("chown").arg(u).arg(&dir).status()?.success() {
+                        bail!("cannot hand {} to user {u}", dir.display());
+                    }
+                }
+                let status = as_user(user.as_deref(), &bin.join("initdb"))
+                    .args(["-U", "postgres", "--auth=trust", "-D"])
+                    .arg(dir.join("data"))
+                    .stdout(Stdio::null())
+                    .status()
+                    .context("running initdb")?;
+                if !status.success() {
+                    bail!("initdb failed");
+                }
+                (
+                    format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+                    format!("{}", bin.join("postgres").display()),
+                    Some((bin, user)),
+                )
+            }
+            Backend::Mongo => {
+                mongo_python()?;
+                (
+                    format!("mongodb://127.0.0.1:{port}/"),
+                    format!("{SECANTUS_VERSION} (storage in a directory, sync on commit)"),
+                    None,
+                )
+            }
+            Backend::Memory | Backend::Sqlite => bail!("{} has no server", backend.name()),
+        };
+        let mut p = Private {
+            backend,
+            port,
+            dir,
+            url,
+            how,
+            child: None,
+            pg,
+            running: false,
+        };
+        p.resume()?;
+        Ok(p)
+    }
+
+    /// The URL of the server.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What was started.
+    pub fn how(&self) -> &str {
+        &self.how
+    }
+
+    /// Stops the server (gracefully: SIGTERM / `pg_ctl stop -m fast`) and
+    /// waits until it has exited.
+    pub fn stop(&mut self) -> Result<()> {
+        if !self.running {
+            return Ok(());
+        }
+        self.running = false;
+        if let Some((bin, user)) = &self.pg {
+            let ok = as_user(user.as_deref(), &bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-m", "fast", "-w", "stop"])
+                .stdout(Stdio::null())
+                .status()
+                .context("running pg_ctl stop")?
+                .success();
+            if !ok {
+                bail!("pg_ctl stop failed");
+            }
+            return Ok(());
+        }
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!(
+            "the {} server did not exit within 15 s of SIGTERM (killed)",
+            self.backend.name()
+        )
+    }
+
+    /// Starts the server again on the same port and data directory and
+    /// returns once it accepts connections.
+    pub fn resume(&mut self) -> Result<()> {
+        if self.running {
+            return Ok(());
+        }
+        let port = self.port.to_string();
+        if let Some((bin, user)) = &self.pg {
+            let opts = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -k {}",
+                self.dir.display()
+            );
+            let ok = as_user(user.as_deref(), &bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .arg("-l")
+                .arg(self.dir.join("log"))
+                .args(["-o", &opts, "-w", "start"])
+                .stdout(Stdio::null())
+                .status()
+                .context("running pg_ctl start")?
+                .success();
+            self.running = true;
+            if !ok {
+                bail!(
+                    "pg_ctl start failed (log: {})",
+                    self.dir.join("log").display()
+                );
+            }
+        } else {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join("log"))?;
+            let mut cmd = match self.backend {
+                Backend::Redis => {
+                    let mut c = Command::new("redis-server");
+                    c.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+                        .args(["--appendonly", "yes", "--appendfsync", "always"])
+                        .arg("--dir")
+                        .arg(&self.dir);
+                    c
+                }
+                _ => {
+                    let mut c = Command::new(mongo_python()?);
+                    c.args(["-m", "secantus", "--port", &port, "--host", "127.0.0.1"])
+                        .arg("--storage-path")
+                        .arg(self.dir.join("data"))
+                        .args(["--standalone", "--sync-on-commit"]);
+                    c
+                }
+            };
+            let child = cmd
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting the {} server", self.backend.name()))?;
+            self.child = Some(child);
+            self.running = true;
+        }
+        wait_for_port(self.port, Duration::from_secs(60))
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!(
+                "xtask: stopping the private {} server: {e:#}",
+                self.backend.name()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The venv's python with the MongoDB test server installed (installs it
+/// when missing).
+fn mongo_python() -> Result<PathBuf> {
+    let venv = Path::new("target").join("mongo-venv");
+    let python = venv.join("bin").join("python");
+    let installed = Command::new(&python)
+        .args(["-c", "import secantus"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        eprintln!(
+            "xtask: installing {SECANTUS_VERSION} into {}",
+            venv.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()?
+            .success()
+            && Command::new(venv.join("bin").join("pip"))
+                .args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    SECANTUS_VERSION,
+                ])
+                .status()?
+                .success();
+        if !ok {
+            bail!(
+                "could not install {SECANTUS_VERSION} into {}",
+                venv.display()
+            );
+        }
+    }
+    Ok(python)
 }
