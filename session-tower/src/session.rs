@@ -69,6 +69,9 @@ pub(crate) struct State {
     force_touch: bool,
     /// The response was sent.
     closed: bool,
+    /// Loading the record failed during the request: the handler got the
+    /// error; the end of the request must not try (and wait) again.
+    load_failed: bool,
 }
 
 impl State {
@@ -207,8 +210,15 @@ impl Handle {
             Phase::Active(_) => {}
             Phase::Unset(_) => return Err(SessionError::unset()),
             Phase::Unloaded => {
-                let active = match &self.cookie_id {
-                    Some(id) => match self.load(id).await? {
+                let loaded = match &self.cookie_id {
+                    Some(id) => Some(self.load(id).await),
+                    None => None,
+                };
+                if let Some(Err(_)) = &loaded {
+                    st.load_failed = true;
+                }
+                let active = match loaded.transpose()? {
+                    Some(found) => match found {
                         Some(record) => self.inflate(record),
                         None => self.generate(time::now()),
                     },
@@ -431,6 +441,10 @@ impl Handle {
                 return Ok(None);
             }
             guard.phase = Phase::Active(Box::new(self.generate(now)));
+        }
+        if guard.load_failed {
+            // The handler already got (and answered with) the load error.
+            return Ok(None);
         }
         if let Phase::Unloaded = &guard.phase {
             // Never accessed: read it only when a decision needs the record.

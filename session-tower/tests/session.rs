@@ -1032,7 +1032,11 @@ async fn load_failure_is_an_opaque_503_never_a_new_session() {
         ..Fail::default()
     });
     for path in ["/inc", "/none"] {
+        store.reset();
         let r = get_with_cookie(&format!("{base}{path}"), &cookie).await;
+        // One failed load per request: the end of the request does not
+        // retry it (and wait for a down store twice).
+        assert_eq!(store.counts().loads, 1, "{path}");
         assert_eq!(r.status, 503, "{path}");
         assert_eq!(r.body, "Service Unavailable");
         assert!(!r.body.contains("hunter2"));
