@@ -169,6 +169,11 @@ async fn login_counter_cart_restart_logout() -> Result<()> {
             .send_keys("alice")
             .await?;
         c.find(Locator::Id("login-submit")).await?.click().await?;
+        // A click does not wait for the next page: wait for what it shows.
+        c.wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id("user"))
+            .await?;
         ensure!(text(&c, "#user").await? == "alice", "not logged in");
         let cookie = c.get_named_cookie("connect.sid").await?;
         ensure!(
