@@ -128,3 +128,27 @@ async fn unopenable_path_is_a_clear_error() {
         .expect_err("cannot open");
     assert!(err.to_string().contains("open SQLite database"), "{err}");
 }
+
+#[tokio::test]
+async fn delete_expired_works_across_batches() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = open(&dir, "Sessions").await?;
+    let n = store_sqlite::PRUNE_BATCH * 2 + 7;
+    sqlx::query(
+        r#"WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?)
+INSERT INTO "Sessions" SELECT 'expired' || i, '2000-01-01 00:00:00.000 +00:00', '{}',
+  '2000-01-01 00:00:00.000 +00:00', '2000-01-01 00:00:00.000 +00:00' FROM seq"#,
+    )
+    .bind(n as i64)
+    .execute(store.pool())
+    .await?;
+    let live = Record::new(SessionId::generate());
+    store.create(&live).await?;
+    assert_eq!(store.delete_expired().await?, n);
+    assert!(store.load(&live.id).await?.is_some());
+    let (left,): (i64,) = sqlx::query_as(r#"SELECT COUNT(*) FROM "Sessions""#)
+        .fetch_one(store.pool())
+        .await?;
+    assert_eq!(left, 1);
+    Ok(())
+}
