@@ -218,11 +218,8 @@ impl Handle {
                     st.load_failed = true;
                 }
                 let active = match loaded.transpose()? {
-                    Some(found) => match found {
-                        Some(record) => self.inflate(record),
-                        None => self.generate(time::now()),
-                    },
-                    None => self.generate(time::now()),
+                    Some(Some(record)) => self.inflate(record),
+                    Some(None) | None => self.generate(time::now()),
                 };
                 st.phase = Phase::Active(Box::new(active));
             }
