@@ -126,8 +126,60 @@ fn raw_get(port: u16, path: &str, cookie: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Whether a WebDriver error is a page still being replaced under us.
+fn stale(e: &fantoccini::error::CmdError) -> bool {
+    let msg = e.to_string();
+    msg.contains("stale element") || msg.contains("no such element")
+}
+
+/// The text of an element, waiting (bounded) while a navigation replaces the page.
 async fn text(c: &Client, css: &str) -> Result<String> {
-    Ok(c.find(Locator::Css(css)).await?.text().await?)
+    let mut last = None;
+    for _ in 0..100 {
+        let found = match c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(el) => el.text().await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(t) => return Ok(t),
+            Err(e) if stale(&e) => {
+                last = Some(e);
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("{css} kept going stale: {last:?}")
+}
+
+/// Types into or clicks an element, retrying while the page is being replaced.
+async fn act(c: &Client, id: &str, keys: Option<&str>) -> Result<()> {
+    let mut last = None;
+    for _ in 0..100 {
+        let el = c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id(id))
+            .await?;
+        let done = match keys {
+            Some(k) => el.send_keys(k).await,
+            None => el.click().await,
+        };
+        match done {
+            Ok(()) => return Ok(()),
+            Err(e) if stale(&e) => {
+                last = Some(e);
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("#{id} kept going stale: {last:?}")
 }
 
 async fn views(c: &Client) -> Result<u64> {
@@ -164,11 +216,8 @@ async fn login_counter_cart_restart_logout() -> Result<()> {
         // Log in: the id changes, the cookie has the secure defaults.
         let before = c.get_named_cookie("connect.sid").await?.value().to_owned();
         c.goto(&format!("{base}/login")).await?;
-        c.find(Locator::Id("username"))
-            .await?
-            .send_keys("alice")
-            .await?;
-        c.find(Locator::Id("login-submit")).await?.click().await?;
+        act(&c, "username", Some("alice")).await?;
+        act(&c, "login-submit", None).await?;
         // A click does not wait for the next page: wait for what it shows.
         c.wait()
             .at_most(Duration::from_secs(20))
@@ -195,11 +244,8 @@ async fn login_counter_cart_restart_logout() -> Result<()> {
 
         // The cart.
         c.goto(&format!("{base}/cart")).await?;
-        c.find(Locator::Id("item"))
-            .await?
-            .send_keys("teapot")
-            .await?;
-        c.find(Locator::Id("add")).await?.click().await?;
+        act(&c, "item", Some("teapot")).await?;
+        act(&c, "add", None).await?;
         ensure!(
             text(&c, "#cart").await?.contains("teapot"),
             "item not in cart"
@@ -228,11 +274,13 @@ async fn login_counter_cart_restart_logout() -> Result<()> {
         std::fs::write(shots.join(format!("logged-in-{label}.png")), png)?;
 
         // Log out: the session is gone from the store, the cookie expired.
-        c.find(Locator::Id("logout")).await?.click().await?;
-        ensure!(
-            c.find(Locator::Id("login-link")).await.is_ok(),
-            "still logged in"
-        );
+        act(&c, "logout", None).await?;
+        // A click does not wait for the next page: wait (bounded) for it.
+        c.wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id("login-link"))
+            .await
+            .context("still logged in after logout")?;
         let id = Signer::new([Secret::new(SECRET)?])?
             .unsign_cookie(&signed)
             .context("the browser's cookie does not verify")?
