@@ -24,6 +24,7 @@ use session_core::{SessionId, Store};
 use std::sync::Arc;
 
 pub mod cases;
+pub mod net;
 
 /// A store under test, in its own namespace, with backdoors into its backend.
 #[async_trait]

@@ -74,104 +74,22 @@ impl Drop for Namespaced {
     }
 }
 
-/// `postgres://…@127.0.0.1:<port>/test` where nothing listens (a server that is down).
+// Each test binary uses a subset of this module (hence also `dead_code` above).
+#[allow(unused_imports)]
+pub use session_conformance::net::{host_port, via, Proxy};
+
+/// A URL where nothing listens (a server that is down).
 pub fn closed_port_url() -> anyhow::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    drop(listener);
+    let port = session_conformance::net::closed_port()?;
     Ok(format!("postgres://postgres@127.0.0.1:{port}/test"))
 }
 
-/// A listener that accepts connections and never answers (a hung server).
-/// Keep it alive for as long as the test needs it.
+/// A listener that accepts connections and never answers (a hung server),
+/// and its URL. Keep it alive for as long as the test needs it.
 pub fn silent_server() -> anyhow::Result<(TcpListener, String)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
+    let (listener, port) = session_conformance::net::silent_listener()?;
     Ok((
         listener,
         format!("postgres://postgres@127.0.0.1:{port}/test"),
     ))
-}
-
-/// A TCP proxy in front of the real server, to take the server "down" and
-/// bring it back without touching the shared server itself.
-pub struct Proxy {
-    pub addr: std::net::SocketAddr,
-    kill: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Proxy {
-    /// Forwards `bind` (`127.0.0.1:0` for any free port) to `target`.
-    pub async fn start(bind: &str, target: String) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(bind).await?;
-        let addr = listener.local_addr()?;
-        let (kill, mut killed) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                tokio::select! {
-                    _ = &mut killed => break,
-                    accepted = listener.accept() => {
-                        let Ok((mut inbound, _)) = accepted else { break };
-                        let target = target.clone();
-                        conns.spawn(async move {
-                            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                            }
-                        });
-                    }
-                }
-            }
-            drop(listener);
-            // Every proxied connection is closed before `stop` returns.
-            conns.shutdown().await;
-        });
-        Ok(Proxy {
-            addr,
-            kill: Some(kill),
-            task: Some(task),
-        })
-    }
-
-    /// Stops listening and closes every proxied connection: the server is down.
-    pub async fn stop(&mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-/// `host:port` of a URL like `scheme://[user[:pass]@]host[:port][/path][?query]`.
-pub fn host_port(url: &str, default_port: u16) -> anyhow::Result<String> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    let host = authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority);
-    anyhow::ensure!(
-        !host.is_empty() && !host.contains(','),
-        "cannot proxy {host:?}"
-    );
-    Ok(if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:{default_port}")
-    })
-}
-
-/// `url` with its `host[:port]` replaced by `addr`.
-pub fn via(url: &str, addr: std::net::SocketAddr) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    let tail = &rest[authority.len()..];
-    let userinfo = authority
-        .rsplit_once('@')
-        .map(|(u, _)| format!("{u}@"))
-        .unwrap_or_default();
-    format!("{scheme}://{userinfo}{addr}{tail}")
 }

@@ -1,0 +1,122 @@
+//! Network helpers for store crates' outage tests: a port where nothing
+//! listens, a listener that never answers, and a TCP proxy that takes a
+//! real server "down" and brings it back without touching the server.
+
+use std::net::{SocketAddr, TcpListener};
+
+/// A loopback port where nothing listens (a server that is down).
+pub fn closed_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A listener that accepts connections and never answers (a hung server),
+/// and its port. Keep the listener alive for as long as the test needs it.
+pub fn silent_listener() -> anyhow::Result<(TcpListener, u16)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
+/// A TCP proxy in front of a real server.
+#[derive(Debug)]
+pub struct Proxy {
+    /// The address the proxy listens on.
+    pub addr: SocketAddr,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Forwards `bind` (`127.0.0.1:0` for any free port) to `target`.
+    pub async fn start(bind: &str, target: String) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let (kill, mut killed) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = &mut killed => break,
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { break };
+                        let target = target.clone();
+                        conns.spawn(async move {
+                            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            }
+                        });
+                    }
+                }
+            }
+            drop(listener);
+            // Every proxied connection is closed before `stop` returns.
+            conns.shutdown().await;
+        });
+        Ok(Proxy {
+            addr,
+            kill: Some(kill),
+            task: Some(task),
+        })
+    }
+
+    /// Stops listening and closes every proxied connection: the server is down.
+    pub async fn stop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// `host:port` of a URL like `scheme://[user[:pass]@]host[:port][/path][?query]`.
+pub fn host_port(url: &str, default_port: u16) -> anyhow::Result<String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    anyhow::ensure!(
+        !host.is_empty() && !host.contains(','),
+        "cannot proxy {host:?}"
+    );
+    Ok(if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:{default_port}")
+    })
+}
+
+/// `url` with its `host[:port]` replaced by `addr`.
+pub fn via(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let tail = &rest[authority.len()..];
+    let userinfo = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{userinfo}{addr}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_rewritten_through_the_proxy() -> anyhow::Result<()> {
+        let url = "postgres://u:p@db.local:5433/test?sslmode=disable";
+        assert_eq!(host_port(url, 5432)?, "db.local:5433");
+        assert_eq!(host_port("redis://127.0.0.1", 6379)?, "127.0.0.1:6379");
+        let addr: SocketAddr = "127.0.0.1:9".parse()?;
+        assert_eq!(
+            via(url, addr),
+            "postgres://u:p@127.0.0.1:9/test?sslmode=disable"
+        );
+        assert!(host_port("mongodb://a,b/x", 27017).is_err());
+        Ok(())
+    }
+}
