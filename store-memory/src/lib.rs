@@ -178,6 +178,12 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A copy of the live entry's JSON (evicting it if it expired).
+    fn live_json(&self, id: &SessionId) -> Option<String> {
+        let now = time::now().timestamp_millis();
+        self.state().live(id, now).map(|e| e.json.to_string())
+    }
+
     fn expiry_ms(&self, expires: Option<Timestamp>, now: Timestamp) -> i64 {
         time::store_expiry(expires, self.inner.default_ttl, now).timestamp_millis()
     }
@@ -220,13 +226,8 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-        let now = time::now().timestamp_millis();
-        let json = {
-            let mut st = self.state();
-            match st.live(id, now) {
-                Some(e) => e.json.to_string(),
-                None => return Ok(None),
-            }
+        let Some(json) = self.live_json(id) else {
+            return Ok(None);
         };
         Record::from_json(id.clone(), &json).map(Some)
     }
@@ -314,13 +315,8 @@ impl Store for MemoryStore {
     }
 
     async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
-        let now = time::now().timestamp_millis();
-        let json = {
-            let mut st = self.state();
-            match st.live(id, now) {
-                Some(e) => e.json.to_string(),
-                None => return Ok(None),
-            }
+        let Some(json) = self.live_json(id) else {
+            return Ok(None);
         };
         let record = Record::from_json(id.clone(), &json)?;
         Ok(Some((record, Version::new(json))))

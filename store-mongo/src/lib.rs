@@ -540,21 +540,30 @@ impl MongoStore {
     }
 }
 
+impl MongoStore {
+    /// The live document of `id` (its `session` field only): what `load`
+    /// and `load_versioned` decode.
+    async fn find_live(&self, id: &SessionId) -> Result<Option<Document>> {
+        let now = bson_date(time::now());
+        let found = self
+            .op("loading a session", async {
+                self.collection
+                    .find_one(doc! { "_id": id.as_str(), "expires": { "$gt": now } })
+                    .projection(doc! { "session": 1 })
+                    .await
+            })
+            .await?;
+        debug!(found = found.is_some());
+        Ok(found)
+    }
+}
+
 #[async_trait]
 impl Store for MongoStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let span = tracing::debug_span!("mongo.load", id = ?id);
         async {
-            let now = bson_date(time::now());
-            let found = self
-                .op("loading a session", async {
-                    self.collection
-                        .find_one(doc! { "_id": id.as_str(), "expires": { "$gt": now } })
-                        .projection(doc! { "session": 1 })
-                        .await
-                })
-                .await?;
-            debug!(found = found.is_some());
+            let found = self.find_live(id).await?;
             found.map(|d| decode(id, d)).transpose()
         }
         .instrument(span)
@@ -705,16 +714,7 @@ impl Store for MongoStore {
     async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
         let span = tracing::debug_span!("mongo.load_versioned", id = ?id);
         async {
-            let now = bson_date(time::now());
-            let found = self
-                .op("loading a session", async {
-                    self.collection
-                        .find_one(doc! { "_id": id.as_str(), "expires": { "$gt": now } })
-                        .projection(doc! { "session": 1 })
-                        .await
-                })
-                .await?;
-            debug!(found = found.is_some());
+            let found = self.find_live(id).await?;
             found.map(|d| decode_versioned(id, d)).transpose()
         }
         .instrument(span)

@@ -438,6 +438,20 @@ impl Shared {
         time::store_expiry(expires, self.default_ttl, now)
     }
 
+    /// The stored text of the live row of `id`: what `load` and
+    /// `load_versioned` decode.
+    async fn live_text(&self, id: &SessionId) -> Result<Option<String>> {
+        let json: Option<String> = sqlx::query_scalar(&self.sql.load)
+            .bind(id.as_str())
+            .bind(time::now())
+            .bind(&self.time_zone)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify("loading a session", e))?;
+        debug!(found = json.is_some());
+        Ok(json)
+    }
+
     async fn exists_live(
         &self,
         id: &SessionId,
@@ -479,14 +493,7 @@ impl Store for Shared {
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let span = tracing::debug_span!("postgres.load", id = ?id);
         async {
-            let json: Option<String> = sqlx::query_scalar(&self.sql.load)
-                .bind(id.as_str())
-                .bind(time::now())
-                .bind(&self.time_zone)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| classify("loading a session", e))?;
-            debug!(found = json.is_some());
+            let json = self.live_text(id).await?;
             json.map(|j| Record::from_json(id.clone(), &j)).transpose()
         }
         .instrument(span)
@@ -680,6 +687,65 @@ impl Store for Shared {
         .instrument(span)
         .await
     }
+
+    async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
+        let span = tracing::debug_span!("postgres.load_versioned", id = ?id);
+        async {
+            let json = self.live_text(id).await?;
+            match json {
+                None => Ok(None),
+                Some(j) => {
+                    let record = Record::from_json(id.clone(), &j)?;
+                    Ok(Some((record, Version::new(j))))
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
+        let span = tracing::debug_span!("postgres.save_if", id = ?record.id);
+        async {
+            let json = record.to_json()?;
+            let now = time::now();
+            let expires = self.expiry(record.cookie.expires, now);
+            let done = if expires <= now {
+                sqlx::query(&self.sql.delete_if)
+                    .bind(record.id.as_str())
+                    .bind(now)
+                    .bind(&self.time_zone)
+                    .bind(expected.as_str())
+                    .execute(&self.pool)
+                    .await
+            } else {
+                sqlx::query(&self.sql.save_if)
+                    .bind(record.id.as_str())
+                    .bind(&json)
+                    .bind(expires)
+                    .bind(now)
+                    .bind(&self.time_zone)
+                    .bind(expected.as_str())
+                    .execute(&self.pool)
+                    .await
+            }
+            .map_err(|e| classify("saving a session", e))?;
+            let outcome = if done.rows_affected() > 0 {
+                CasOutcome::Written(Version::new(json))
+            } else if self
+                .exists_live(&record.id, now, "saving a session")
+                .await?
+            {
+                CasOutcome::Conflict
+            } else {
+                CasOutcome::Gone
+            };
+            debug!(?outcome);
+            Ok(outcome)
+        }
+        .instrument(span)
+        .await
+    }
 }
 
 /// The PostgreSQL store. Cloning is cheap and shares the pool and the prune
@@ -822,73 +888,6 @@ impl PostgresStore {
     }
 }
 
-impl Shared {
-    async fn load_versioned_impl(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
-        let span = tracing::debug_span!("postgres.load_versioned", id = ?id);
-        async {
-            let json: Option<String> = sqlx::query_scalar(&self.sql.load)
-                .bind(id.as_str())
-                .bind(time::now())
-                .bind(&self.time_zone)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| classify("loading a session", e))?;
-            match json {
-                None => Ok(None),
-                Some(j) => {
-                    let record = Record::from_json(id.clone(), &j)?;
-                    Ok(Some((record, Version::new(j))))
-                }
-            }
-        }
-        .instrument(span)
-        .await
-    }
-
-    async fn save_if_impl(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
-        let span = tracing::debug_span!("postgres.save_if", id = ?record.id);
-        async {
-            let json = record.to_json()?;
-            let now = time::now();
-            let expires = self.expiry(record.cookie.expires, now);
-            let done = if expires <= now {
-                sqlx::query(&self.sql.delete_if)
-                    .bind(record.id.as_str())
-                    .bind(now)
-                    .bind(&self.time_zone)
-                    .bind(expected.as_str())
-                    .execute(&self.pool)
-                    .await
-            } else {
-                sqlx::query(&self.sql.save_if)
-                    .bind(record.id.as_str())
-                    .bind(&json)
-                    .bind(expires)
-                    .bind(now)
-                    .bind(&self.time_zone)
-                    .bind(expected.as_str())
-                    .execute(&self.pool)
-                    .await
-            }
-            .map_err(|e| classify("saving a session", e))?;
-            let outcome = if done.rows_affected() > 0 {
-                CasOutcome::Written(Version::new(json))
-            } else if self
-                .exists_live(&record.id, now, "saving a session")
-                .await?
-            {
-                CasOutcome::Conflict
-            } else {
-                CasOutcome::Gone
-            };
-            debug!(?outcome);
-            Ok(outcome)
-        }
-        .instrument(span)
-        .await
-    }
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -922,10 +921,10 @@ impl Store for PostgresStore {
         self.shared.delete_expired().await
     }
     async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
-        self.shared.load_versioned_impl(id).await
+        self.shared.load_versioned(id).await
     }
     async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
-        self.shared.save_if_impl(record, expected).await
+        self.shared.save_if(record, expected).await
     }
 }
 

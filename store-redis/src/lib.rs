@@ -331,6 +331,16 @@ impl RedisStore {
         Ok(keys)
     }
 
+    /// `GET` of the session key: what `load` and `load_versioned` decode.
+    async fn get(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET")
+            .arg(self.key(id))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| classify("loading a session", e))
+    }
+
     async fn del(&self, key: &str, context: &'static str) -> Result<bool> {
         let mut conn = self.conn.clone();
         let n: i64 = redis::cmd("DEL")
@@ -347,12 +357,7 @@ impl Store for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let span = tracing::debug_span!("redis.load", id = ?id);
         async {
-            let mut conn = self.conn.clone();
-            let raw: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(self.key(id))
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| classify("loading a session", e))?;
+            let raw = self.get(id).await?;
             debug!(found = raw.is_some());
             match raw {
                 None => Ok(None),
@@ -493,12 +498,7 @@ impl Store for RedisStore {
     async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
         let span = tracing::debug_span!("redis.load_versioned", id = ?id);
         async {
-            let mut conn = self.conn.clone();
-            let raw: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(self.key(id))
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| classify("loading a session", e))?;
+            let raw = self.get(id).await?;
             let Some(bytes) = raw else { return Ok(None) };
             let text = String::from_utf8(bytes).map_err(Error::decode)?;
             let record = Record::from_json(id.clone(), &text)?;

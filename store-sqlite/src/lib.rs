@@ -37,7 +37,7 @@ use session_core::{
     WriteOutcome, DEFAULT_TTL,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,6 +243,23 @@ CREATE INDEX IF NOT EXISTS "{t}_expires" ON "{t}" (expires);"#
         Ok(())
     }
 
+    /// The stored text of the live row of `id`: what `load` and
+    /// `load_versioned` decode.
+    async fn live_text(&self, id: &SessionId) -> Result<Option<String>> {
+        let sql = format!(
+            r#"SELECT data FROM "{}" WHERE sid = ? AND {LIVE}"#,
+            self.inner.table
+        );
+        let row: Option<(Option<String>,)> = sqlx::query_as(&sql)
+            .bind(id.as_str())
+            .bind(format_date(&time::now()))
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(db_err("load"))?;
+        let Some((data,)) = row else { return Ok(None) };
+        data.map(Some).ok_or_else(|| Error::decode("data is NULL"))
+    }
+
     fn expiry(&self, expires: Option<Timestamp>, now: Timestamp) -> Timestamp {
         time::store_expiry(expires, self.inner.default_ttl, now)
     }
@@ -259,20 +276,10 @@ const LIVE: &str = "(expires IS NULL OR expires > ?)";
 impl Store for SqliteStore {
     #[instrument(skip_all, name = "sqlite.load")]
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-        let sql = format!(
-            r#"SELECT data FROM "{}" WHERE sid = ? AND {LIVE}"#,
-            self.inner.table
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.as_str())
-            .bind(format_date(&time::now()))
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(db_err("load"))?;
-        let Some(row) = row else { return Ok(None) };
-        let data: Option<String> = row.try_get(0).map_err(Error::decode)?;
-        let data = data.ok_or_else(|| Error::decode("data is NULL"))?;
-        Record::from_json(id.clone(), &data).map(Some)
+        match self.live_text(id).await? {
+            Some(data) => Record::from_json(id.clone(), &data).map(Some),
+            None => Ok(None),
+        }
     }
 
     #[instrument(skip_all, name = "sqlite.create")]
@@ -427,18 +434,9 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
 
     #[instrument(skip_all, name = "sqlite.load_versioned")]
     async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
-        let sql = format!(
-            r#"SELECT data FROM "{}" WHERE sid = ? AND {LIVE}"#,
-            self.inner.table
-        );
-        let row: Option<(Option<String>,)> = sqlx::query_as(&sql)
-            .bind(id.as_str())
-            .bind(format_date(&time::now()))
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(db_err("load"))?;
-        let Some((data,)) = row else { return Ok(None) };
-        let data = data.ok_or_else(|| Error::decode("data is NULL"))?;
+        let Some(data) = self.live_text(id).await? else {
+            return Ok(None);
+        };
         let record = Record::from_json(id.clone(), &data)?;
         Ok(Some((record, Version::new(data))))
     }
