@@ -14,23 +14,7 @@ use std::sync::Arc;
 use support::*;
 
 fn routes() -> Router {
-    Router::new()
-        .route("/none", route(|| async { "ok" }))
-        .route(
-            "/read",
-            route(|s: Session| async move {
-                let n: Option<u64> = s.get("n").await?;
-                Ok::<_, SessionError>(format!("n={n:?}"))
-            }),
-        )
-        .route(
-            "/inc",
-            route(|s: Session| async move {
-                let n: u64 = s.get("n").await?.unwrap_or(0) + 1;
-                s.insert("n", n).await?;
-                Ok::<_, SessionError>(n.to_string())
-            }),
-        )
+    base_routes()
         .route(
             "/big/{bytes}",
             route(|s: Session, Path(bytes): Path<usize>| async move {

@@ -23,23 +23,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 fn routes(store: Arc<Counting>) -> Router {
     let peek_store = store.clone();
     let save_store = store.clone();
-    Router::new()
-        .route("/none", route(|| async { "ok" }))
-        .route(
-            "/read",
-            route(|s: Session| async move {
-                let n: Option<u64> = s.get("n").await?;
-                Ok::<_, SessionError>(format!("n={n:?}"))
-            }),
-        )
-        .route(
-            "/inc",
-            route(|s: Session| async move {
-                let n: u64 = s.get("n").await?.unwrap_or(0) + 1;
-                s.insert("n", n).await?;
-                Ok::<_, SessionError>(n.to_string())
-            }),
-        )
+    base_routes()
         .route(
             "/id",
             route(|s: Session| async move {

@@ -146,6 +146,30 @@ impl Store for Counting {
     }
 }
 
+/// `/none` (never touches the session), `/read` (reads `n`) and `/inc`
+/// (increments `n`): the routes most middleware tests start from.
+pub fn base_routes() -> Router {
+    use axum::routing::get;
+    use session_tower::{Session, SessionError};
+    Router::new()
+        .route("/none", get(|| async { "ok" }))
+        .route(
+            "/read",
+            get(|s: Session| async move {
+                let n: Option<u64> = s.get("n").await?;
+                Ok::<_, SessionError>(format!("n={n:?}"))
+            }),
+        )
+        .route(
+            "/inc",
+            get(|s: Session| async move {
+                let n: u64 = s.get("n").await?.unwrap_or(0) + 1;
+                s.insert("n", n).await?;
+                Ok::<_, SessionError>(n.to_string())
+            }),
+        )
+}
+
 /// The default builder with the test secret.
 pub fn config() -> SessionConfigBuilder {
     SessionConfig::builder().secret(SECRET)
