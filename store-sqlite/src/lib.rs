@@ -260,6 +260,26 @@ CREATE INDEX IF NOT EXISTS "{t}_expires" ON "{t}" (expires);"#
         data.map(Some).ok_or_else(|| Error::decode("data is NULL"))
     }
 
+    /// Deletes the live row of `id` (a write whose expiry is already past).
+    async fn delete_live(
+        &self,
+        id: &SessionId,
+        now: &str,
+        context: &'static str,
+    ) -> Result<WriteOutcome> {
+        let sql = format!(
+            r#"DELETE FROM "{}" WHERE sid = ? AND {LIVE}"#,
+            self.inner.table
+        );
+        let done = sqlx::query(&sql)
+            .bind(id.as_str())
+            .bind(now)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err(context))?;
+        Ok(outcome(done.rows_affected()))
+    }
+
     fn expiry(&self, expires: Option<Timestamp>, now: Timestamp) -> Timestamp {
         time::store_expiry(expires, self.inner.default_ttl, now)
     }
@@ -269,6 +289,15 @@ CREATE INDEX IF NOT EXISTS "{t}_expires" ON "{t}" (expires);"#
 pub const PRUNE_BATCH: u64 = 2000;
 /// Pause between two prune batches, so waiting writers get the lock.
 const PRUNE_PAUSE: Duration = Duration::from_millis(10);
+
+/// A conditional write that matched no live row found the session gone.
+fn outcome(rows_affected: u64) -> WriteOutcome {
+    if rows_affected == 0 {
+        WriteOutcome::Gone
+    } else {
+        WriteOutcome::Written
+    }
+}
 
 const LIVE: &str = "(expires IS NULL OR expires > ?)";
 
@@ -321,63 +350,47 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
     async fn save(&self, record: &Record) -> Result<WriteOutcome> {
         let now = time::now();
         let expires = self.expiry(record.cookie.expires, now);
-        let t = &self.inner.table;
-        let done = if expires <= now {
-            sqlx::query(&format!(r#"DELETE FROM "{t}" WHERE sid = ? AND {LIVE}"#))
-                .bind(record.id.as_str())
-                .bind(format_date(&now))
-                .execute(&self.inner.pool)
-                .await
-        } else {
-            let sql = format!(
-                r#"UPDATE "{t}" SET data = ?, expires = ?, "updatedAt" = ? WHERE sid = ? AND {LIVE}"#
-            );
-            sqlx::query(&sql)
-                .bind(record.to_json()?)
-                .bind(format_date(&expires))
-                .bind(format_date(&now))
-                .bind(record.id.as_str())
-                .bind(format_date(&now))
-                .execute(&self.inner.pool)
-                .await
+        let now_s = format_date(&now);
+        if expires <= now {
+            return self.delete_live(&record.id, &now_s, "save").await;
         }
-        .map_err(db_err("save"))?;
-        Ok(if done.rows_affected() == 0 {
-            WriteOutcome::Gone
-        } else {
-            WriteOutcome::Written
-        })
+        let sql = format!(
+            r#"UPDATE "{}" SET data = ?, expires = ?, "updatedAt" = ? WHERE sid = ? AND {LIVE}"#,
+            self.inner.table
+        );
+        let done = sqlx::query(&sql)
+            .bind(record.to_json()?)
+            .bind(format_date(&expires))
+            .bind(&now_s)
+            .bind(record.id.as_str())
+            .bind(&now_s)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err("save"))?;
+        Ok(outcome(done.rows_affected()))
     }
 
     #[instrument(skip_all, name = "sqlite.touch")]
     async fn touch(&self, id: &SessionId, expires: Option<Timestamp>) -> Result<WriteOutcome> {
         let now = time::now();
         let expires = self.expiry(expires, now);
-        let t = &self.inner.table;
-        let done = if expires <= now {
-            sqlx::query(&format!(r#"DELETE FROM "{t}" WHERE sid = ? AND {LIVE}"#))
-                .bind(id.as_str())
-                .bind(format_date(&now))
-                .execute(&self.inner.pool)
-                .await
-        } else {
-            let sql = format!(
-                r#"UPDATE "{t}" SET expires = ?, "updatedAt" = ? WHERE sid = ? AND {LIVE}"#
-            );
-            sqlx::query(&sql)
-                .bind(format_date(&expires))
-                .bind(format_date(&now))
-                .bind(id.as_str())
-                .bind(format_date(&now))
-                .execute(&self.inner.pool)
-                .await
+        let now_s = format_date(&now);
+        if expires <= now {
+            return self.delete_live(id, &now_s, "touch").await;
         }
-        .map_err(db_err("touch"))?;
-        Ok(if done.rows_affected() == 0 {
-            WriteOutcome::Gone
-        } else {
-            WriteOutcome::Written
-        })
+        let sql = format!(
+            r#"UPDATE "{}" SET expires = ?, "updatedAt" = ? WHERE sid = ? AND {LIVE}"#,
+            self.inner.table
+        );
+        let done = sqlx::query(&sql)
+            .bind(format_date(&expires))
+            .bind(&now_s)
+            .bind(id.as_str())
+            .bind(&now_s)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err("touch"))?;
+        Ok(outcome(done.rows_affected()))
     }
 
     #[instrument(skip_all, name = "sqlite.destroy")]
