@@ -74,14 +74,19 @@ fn check_identifier(name: &str) -> Result<()> {
     }
 }
 
+/// How often opening is tried while the file is locked by another opener.
+const OPEN_ATTEMPTS: u32 = 50;
+
+fn is_locked(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy"))
+}
+
 fn db_err(context: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |e| match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             Error::unavailable(context, e)
         }
-        sqlx::Error::Database(ref db) if db.message().contains("locked") => {
-            Error::unavailable(context, e)
-        }
+        ref locked if is_locked(locked) => Error::unavailable(context, e),
         other => Error::backend(context, other),
     }
 }
@@ -160,10 +165,22 @@ impl SqliteStoreBuilder {
         } else {
             pool.max_connections(self.max_connections)
         };
-        let pool = pool
-            .connect_with(options)
-            .await
-            .map_err(db_err("open SQLite database"))?;
+        // Switching a new file to WAL needs a moment alone with it: two
+        // processes opening the same new file at once can get "database is
+        // locked" from that switch (the busy timeout does not cover it). The
+        // mode is stored in the file, so a retry finds it done.
+        let mut attempt = 0;
+        let pool = loop {
+            attempt += 1;
+            match pool.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if attempt < OPEN_ATTEMPTS && is_locked(&e) => {
+                    tracing::debug!(attempt, "SQLite file busy while opening; retrying");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(db_err("open SQLite database")(e)),
+            }
+        };
         let inner = Arc::new(Inner {
             pool,
             table: self.table,
