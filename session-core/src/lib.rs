@@ -21,7 +21,9 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod encryption;
 mod error;
+mod hashed;
 mod id;
 #[cfg(feature = "pruner")]
 pub mod pruner;
@@ -31,6 +33,7 @@ mod store;
 pub mod time;
 
 pub use error::{Error, Result};
+pub use hashed::HashedIds;
 pub use id::{InvalidId, SessionId};
 pub use record::{CookieMeta, Priority, Record, SameSite};
 pub use signing::{Secret, Signer, Verified};
