@@ -2,7 +2,8 @@
 //! recommended values as defaults.
 
 use crate::cookie;
-use http::StatusCode;
+use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use http::{HeaderName, StatusCode};
 use session_core::time::{self, Timestamp};
 use session_core::{CookieMeta, Error, Priority, SameSite, Secret, SessionId, Signer, DEFAULT_TTL};
 use std::borrow::Cow;
@@ -55,6 +56,67 @@ pub enum UnsetPolicy {
     Destroy,
 }
 
+/// Where the signed session id travels between client and server.
+///
+/// Whatever the transport, the value is the one express-session puts in its
+/// cookie: `s:<id>.<mac>` signed like `cookie-signature`, with the same
+/// secrets and rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// The session cookie only (the default; express-session's behaviour).
+    #[default]
+    Cookie,
+    /// A request header only ([`TokenHeader`]), for API and mobile clients:
+    /// no cookie is read or set, and the cookie-only options (`path`,
+    /// `domain`, `secure`, `same_site`, …) do not apply.
+    Header,
+    /// Both. A request that carries a valid header token uses it and its
+    /// cookie is ignored; otherwise the cookie is read as usual (an invalid
+    /// header token is ignored, like a forged cookie). A response answers in
+    /// the transport the request used; a new session that no credential
+    /// named gets both a `Set-Cookie` and the token header.
+    Both,
+}
+
+impl Transport {
+    pub(crate) fn cookie(self) -> bool {
+        matches!(self, Transport::Cookie | Transport::Both)
+    }
+
+    pub(crate) fn header(self) -> bool {
+        matches!(self, Transport::Header | Transport::Both)
+    }
+}
+
+/// The request header that carries the signed session id with
+/// [`Transport::Header`] or [`Transport::Both`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TokenHeader {
+    /// `Authorization: Bearer s:<id>.<mac>` (the default). New and
+    /// regenerated sessions send their token in the response header set by
+    /// [`SessionConfigBuilder::token_response_header`] (default
+    /// `X-Session-Token`), since `Authorization` is a request header.
+    #[default]
+    Bearer,
+    /// A header of this name (e.g. `X-Session-Id`) on requests, and the same
+    /// header on responses that hand out a new token.
+    Named(String),
+}
+
+/// The header names resolved from [`Transport`] and [`TokenHeader`].
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderSpec {
+    /// `None`: `Authorization: Bearer`.
+    pub(crate) request: Option<HeaderName>,
+    /// Where new tokens are sent.
+    pub(crate) response: HeaderName,
+}
+
+/// The default response header for Bearer tokens.
+pub const DEFAULT_TOKEN_RESPONSE_HEADER: &str = "x-session-token";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expiry {
     Browser,
@@ -91,6 +153,8 @@ pub struct SessionConfig {
     pub(crate) max_session_size: Option<usize>,
     pub(crate) compare_and_set: bool,
     pub(crate) conflict_status: StatusCode,
+    pub(crate) transport: Transport,
+    pub(crate) header: HeaderSpec,
 }
 
 /// The default [`SessionConfigBuilder::max_session_size`]: 1 MiB of encoded JSON.
@@ -122,6 +186,8 @@ impl fmt::Debug for SessionConfig {
             .field("touch_after", &self.touch_after)
             .field("error_status", &self.error_status)
             .field("max_session_size", &self.max_session_size)
+            .field("transport", &self.transport)
+            .field("header", &self.header)
             .finish_non_exhaustive()
     }
 }
@@ -158,7 +224,15 @@ impl SessionConfig {
             max_session_size: Some(DEFAULT_MAX_SESSION_SIZE),
             compare_and_set: false,
             conflict_status: StatusCode::CONFLICT,
+            transport: Transport::Cookie,
+            token_header: TokenHeader::Bearer,
+            token_response_header: DEFAULT_TOKEN_RESPONSE_HEADER.to_owned(),
         }
+    }
+
+    /// Where the signed session id travels (default [`Transport::Cookie`]).
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// The cookie name.
@@ -235,6 +309,9 @@ pub struct SessionConfigBuilder {
     max_session_size: Option<usize>,
     compare_and_set: bool,
     conflict_status: StatusCode,
+    transport: Transport,
+    token_header: TokenHeader,
+    token_response_header: String,
 }
 
 impl fmt::Debug for SessionConfigBuilder {
@@ -492,6 +569,66 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Where the signed session id travels (default [`Transport::Cookie`]).
+    /// [`Transport::Header`] reads it from [`token_header`](Self::token_header)
+    /// instead, for API and mobile clients; [`Transport::Both`] accepts
+    /// either (a valid header token wins over the cookie).
+    ///
+    /// Security: a header token is not sent by the browser on its own, so
+    /// it is not exposed to cross-site request forgery the way a cookie is,
+    /// but the client must store it; keep it out of `localStorage` where
+    /// page scripts (and any cross-site-scripting bug) can read it.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// The request header of the header transport (default
+    /// [`TokenHeader::Bearer`]). A named header must be a valid header
+    /// name other than `Authorization`, `Cookie` and `Set-Cookie`.
+    pub fn token_header(mut self, header: TokenHeader) -> Self {
+        self.token_header = header;
+        self
+    }
+
+    /// The response header that hands out new tokens with
+    /// [`TokenHeader::Bearer`] (default `X-Session-Token`). A
+    /// [`TokenHeader::Named`] header answers in its own name.
+    pub fn token_response_header(mut self, name: impl Into<String>) -> Self {
+        self.token_response_header = name.into();
+        self
+    }
+}
+
+fn header_spec(token_header: &TokenHeader, response: &str) -> Result<HeaderSpec, Error> {
+    {
+        let usable = |name: &str, what: &'static str| -> Result<HeaderName, Error> {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| config_error(format!("{what} is not a valid header name")))?;
+            if [AUTHORIZATION, COOKIE, SET_COOKIE].contains(&name) {
+                return Err(config_error(format!(
+                    "{what} must not be Authorization, Cookie or Set-Cookie"
+                )));
+            }
+            Ok(name)
+        };
+        Ok(match token_header {
+            TokenHeader::Bearer => HeaderSpec {
+                request: None,
+                response: usable(response, "token_response_header")?,
+            },
+            TokenHeader::Named(name) => {
+                let name = usable(name, "token_header")?;
+                HeaderSpec {
+                    request: Some(name.clone()),
+                    response: name,
+                }
+            }
+        })
+    }
+}
+
+impl SessionConfigBuilder {
     /// Checks every value and builds the configuration.
     pub fn build(self) -> Result<SessionConfig, Error> {
         if let Some(e) = self.error {
@@ -502,6 +639,7 @@ impl SessionConfigBuilder {
                 "cookie name must be a non-empty token (no spaces, separators or control characters)",
             ));
         }
+        let header = header_spec(&self.token_header, &self.token_response_header)?;
         let signer = Signer::new(self.secrets)?;
         if let Some(domain) = &self.domain {
             if !cookie::valid_domain(domain) {
@@ -577,6 +715,8 @@ impl SessionConfigBuilder {
             max_session_size: self.max_session_size,
             compare_and_set: self.compare_and_set,
             conflict_status: self.conflict_status,
+            transport: self.transport,
+            header,
         })
     }
 }

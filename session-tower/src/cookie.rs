@@ -3,8 +3,8 @@
 //! value checked so nothing can inject attributes or header lines.
 
 use crate::config::SessionConfig;
-use http::header::COOKIE;
-use http::{HeaderMap, HeaderValue};
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use session_core::signing::decode_component;
 use session_core::time::Timestamp;
 use session_core::{CookieMeta, Priority, SameSite, Signer, Verified};
@@ -98,7 +98,8 @@ pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
     None
 }
 
-/// What the session cookie of a request says, before any store is asked.
+/// What the session cookie (or header token) of a request says, before any
+/// store is asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionCookie {
     /// No cookie with the configured name (or an empty one).
@@ -119,11 +120,51 @@ pub enum SessionCookie {
 pub fn read_session_cookie(headers: &HeaderMap, name: &str, signer: &Signer) -> SessionCookie {
     match find(headers, name) {
         None => SessionCookie::Absent,
-        Some(value) => match signer.unsign(&value) {
-            Some(v) => SessionCookie::Valid(v),
-            None if value.starts_with("s:") => SessionCookie::Invalid,
-            None => SessionCookie::Unsigned,
-        },
+        Some(value) => verify(&value, signer),
+    }
+}
+
+/// Verifies a signed value from a cookie or a header (already decoded).
+fn verify(value: &str, signer: &Signer) -> SessionCookie {
+    match signer.unsign(value) {
+        Some(v) => SessionCookie::Valid(v),
+        None if value.starts_with("s:") => SessionCookie::Invalid,
+        None => SessionCookie::Unsigned,
+    }
+}
+
+/// The token of the first `Authorization: Bearer` header, if any (the
+/// scheme is case-insensitive, as RFC 9110 says). Other schemes are ignored.
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    headers.get_all(AUTHORIZATION).iter().find_map(|v| {
+        let bytes = trim(v.as_bytes());
+        let scheme_len = bytes.iter().position(|&b| b == b' ' || b == b'\t')?;
+        if !bytes[..scheme_len].eq_ignore_ascii_case(b"bearer") {
+            return None;
+        }
+        Some(std::str::from_utf8(trim(&bytes[scheme_len..])).map_err(|_| ()))
+    })
+}
+
+/// Reads and verifies the session token of the header transport: the first
+/// `Authorization: Bearer` token when `name` is `None`, else the first
+/// header called `name`. The token is the signed value `s:<id>.<mac>`,
+/// raw or percent-encoded as in the cookie (`s%3A…`). No I/O, no logging.
+pub fn read_session_header(
+    headers: &HeaderMap,
+    name: Option<&HeaderName>,
+    signer: &Signer,
+) -> SessionCookie {
+    let token = match name {
+        None => bearer(headers),
+        Some(name) => headers
+            .get(name)
+            .map(|v| std::str::from_utf8(trim(v.as_bytes())).map_err(|_| ())),
+    };
+    match token {
+        None | Some(Ok("")) => SessionCookie::Absent,
+        Some(Err(())) => SessionCookie::Invalid,
+        Some(Ok(token)) => verify(&decode_component(token), signer),
     }
 }
 

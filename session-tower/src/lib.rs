@@ -9,8 +9,8 @@ mod service;
 mod session;
 
 pub use config::{
-    SameSitePolicy, SecurePolicy, SessionConfig, SessionConfigBuilder, UnsetPolicy,
-    DEFAULT_MAX_SESSION_SIZE, MIN_MAX_SESSION_SIZE,
+    SameSitePolicy, SecurePolicy, SessionConfig, SessionConfigBuilder, TokenHeader, Transport,
+    UnsetPolicy, DEFAULT_MAX_SESSION_SIZE, DEFAULT_TOKEN_RESPONSE_HEADER, MIN_MAX_SESSION_SIZE,
 };
 pub use error::{MissingSession, SessionError};
 pub use service::{SecureConnection, SessionLayer, SessionService};
@@ -20,7 +20,7 @@ pub use session::Session;
 /// they run the very code the middleware runs. Not a stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::cookie::{read_session_cookie, SessionCookie};
+    pub use crate::cookie::{read_session_cookie, read_session_header, SessionCookie};
 }
 
 #[doc(inline)]

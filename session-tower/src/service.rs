@@ -3,12 +3,12 @@
 use crate::config::SessionConfig;
 use crate::cookie::{self, SessionCookie};
 use crate::error::{decorate, opaque_parts, MissingSession};
-use crate::session::{Handle, Session, State};
+use crate::session::{Handle, Session, Source, State, Via};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::header::SET_COOKIE;
 use http::uri::Scheme;
 use http::{request::Parts, Request, Response};
-use session_core::{SessionId, Store};
+use session_core::{SessionId, Store, Verified};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -166,30 +166,53 @@ fn is_secure<B>(req: &Request<B>, proxy: Option<bool>) -> bool {
 }
 
 impl Shared {
-    fn handle<B>(self: &Arc<Self>, req: &Request<B>) -> Handle {
+    /// The id named by the request (a verified header token first, then the
+    /// cookie), before any store is asked. Forged, unsigned and malformed
+    /// values are logged (without their value) and mean "no session".
+    fn credential<B>(&self, req: &Request<B>, via: Via) -> (Option<Verified>, Option<Source>) {
         let config = &self.config;
-        let (cookie_id, secret_index) = match cookie::read_session_cookie(
-            req.headers(),
-            &config.name,
-            &config.signer,
-        ) {
-            SessionCookie::Absent => (None, 0),
-            SessionCookie::Valid(v) => (Some(v.id), v.secret_index),
-            SessionCookie::Unsigned => {
-                tracing::warn!(cookie = %config.name, "unsigned session cookie ignored");
-                (None, 0)
+        if via.header {
+            match cookie::read_session_header(
+                req.headers(),
+                config.header.request.as_ref(),
+                &config.signer,
+            ) {
+                SessionCookie::Valid(v) => return (Some(v), Some(Source::Header)),
+                SessionCookie::Absent => {}
+                SessionCookie::Unsigned | SessionCookie::Invalid => {
+                    tracing::warn!(header = %config.header.request.as_ref().map_or("authorization", |h| h.as_str()), "session token with an invalid signature or malformed id ignored");
+                }
             }
-            SessionCookie::Invalid => {
-                tracing::warn!(cookie = %config.name, "session cookie with an invalid signature or malformed id ignored");
-                (None, 0)
+        }
+        if via.cookie {
+            match cookie::read_session_cookie(req.headers(), &config.name, &config.signer) {
+                SessionCookie::Absent => {}
+                SessionCookie::Valid(v) => return (Some(v), Some(Source::Cookie)),
+                SessionCookie::Unsigned => {
+                    tracing::warn!(cookie = %config.name, "unsigned session cookie ignored");
+                }
+                SessionCookie::Invalid => {
+                    tracing::warn!(cookie = %config.name, "session cookie with an invalid signature or malformed id ignored");
+                }
             }
+        }
+        (None, None)
+    }
+
+    fn handle<B>(self: &Arc<Self>, req: &Request<B>, via: Via) -> Handle {
+        let (verified, source) = self.credential(req, via);
+        let (cookie_id, secret_index) = match verified {
+            Some(v) => (Some(v.id), v.secret_index),
+            None => (None, 0),
         };
         let state = State::new(cookie_id.is_some());
         Handle {
             shared: self.clone(),
             cookie_id,
             secret_index,
-            request_secure: is_secure(req, config.proxy),
+            source,
+            via,
+            request_secure: is_secure(req, self.config.proxy),
             state: tokio::sync::Mutex::new(state),
         }
     }
@@ -222,26 +245,38 @@ where
         // The clone is ready only if polled; keep the ready one for this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if !req
-            .uri()
-            .path()
-            .starts_with(self.shared.config.path.as_str())
-        {
-            // express-session: "pathname mismatch", no session at all.
+        let config = &self.shared.config;
+        let via = Via {
+            // express-session's "pathname mismatch": no cookie session outside
+            // the cookie path. The path does not gate header tokens.
+            cookie: config.transport.cookie() && req.uri().path().starts_with(config.path.as_str()),
+            header: config.transport.header(),
+        };
+        if !via.cookie && !via.header {
             return Box::pin(inner.call(req));
         }
-        let handle = Arc::new(self.shared.handle(&req));
+        let handle = Arc::new(self.shared.handle(&req, via));
         req.extensions_mut().insert(Session {
             inner: handle.clone(),
         });
         Box::pin(async move {
             let mut res = inner.call(req).await?;
             match handle.finish().await {
-                Ok(Some(set_cookie)) => {
-                    res.headers_mut().append(SET_COOKIE, set_cookie);
+                Ok(delivery) => {
+                    if let Some(set_cookie) = delivery.set_cookie {
+                        res.headers_mut().append(SET_COOKIE, set_cookie);
+                    }
+                    if let Some(token) = delivery.token {
+                        let name = handle.shared.config.header.response.clone();
+                        res.headers_mut().insert(name, token);
+                        // A token is a credential: never cache the response.
+                        res.headers_mut().insert(
+                            http::header::CACHE_CONTROL,
+                            http::HeaderValue::from_static("no-store"),
+                        );
+                    }
                     Ok(res)
                 }
-                Ok(None) => Ok(res),
                 // The configured status for store failures, 413 for a
                 // session over the size limit.
                 Err(e) => Ok(error_response(e.status())),

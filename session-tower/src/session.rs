@@ -45,12 +45,48 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// Which transport named the request's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Cookie,
+    Header,
+}
+
+/// Which transports this request may use (the configured ones; the cookie
+/// only inside the cookie path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Via {
+    pub(crate) cookie: bool,
+    pub(crate) header: bool,
+}
+
+/// What the end of a request sends back.
+#[derive(Debug, Default)]
+pub(crate) struct Delivery {
+    pub(crate) set_cookie: Option<HeaderValue>,
+    /// A new signed token for the header transport.
+    pub(crate) token: Option<HeaderValue>,
+}
+
+impl Delivery {
+    fn cookie(set_cookie: Option<HeaderValue>) -> Self {
+        Delivery {
+            set_cookie,
+            token: None,
+        }
+    }
+}
+
 pub(crate) struct Handle {
     pub(crate) shared: Arc<Shared>,
-    /// The id from a correctly signed cookie, if any.
+    /// The id from a correctly signed cookie or header token, if any.
     pub(crate) cookie_id: Option<SessionId>,
-    /// Which secret verified the cookie (0 = the current one).
+    /// Which secret verified it (0 = the current one).
     pub(crate) secret_index: usize,
+    /// Which transport carried `cookie_id`.
+    pub(crate) source: Option<Source>,
+    /// The transports this request may answer in.
+    pub(crate) via: Via,
     /// Whether the request is secure (TLS, or a trusted X-Forwarded-Proto).
     pub(crate) request_secure: bool,
     pub(crate) state: Mutex<State>,
@@ -379,6 +415,18 @@ impl Handle {
         ids
     }
 
+    /// Whether this request's session answers with a cookie: the cookie
+    /// transport is on (inside the cookie path) and no header token named it.
+    fn answers_cookie(&self) -> bool {
+        self.via.cookie && self.source != Some(Source::Header)
+    }
+
+    /// Whether this request's session answers with a header token: the
+    /// header transport is on and no cookie named it.
+    fn answers_header(&self) -> bool {
+        self.via.header && self.source != Some(Source::Cookie)
+    }
+
     fn cookie_allowed(&self, meta: &CookieMeta) -> bool {
         let allowed = meta.secure != Some(true) || self.request_secure;
         if !allowed {
@@ -388,6 +436,9 @@ impl Handle {
     }
 
     fn expired_cookie(&self, meta: Option<&CookieMeta>) -> Option<HeaderValue> {
+        if !self.answers_cookie() {
+            return None;
+        }
         let configured;
         let meta = match meta {
             Some(m) => m,
@@ -406,11 +457,11 @@ impl Handle {
     }
 
     /// The end of the request: express-session's `shouldDestroy`, `shouldSave`,
-    /// `shouldTouch` and `shouldSetCookie`. Returns the `Set-Cookie` to send.
-    pub(crate) async fn finish(&self) -> Result<Option<HeaderValue>, SessionError> {
+    /// `shouldTouch` and `shouldSetCookie`. Returns the `Set-Cookie` and token to send.
+    pub(crate) async fn finish(&self) -> Result<Delivery, SessionError> {
         let mut guard = self.state.lock().await;
         if guard.closed {
-            return Ok(None);
+            return Ok(Delivery::default());
         }
         guard.closed = true;
         let config = &self.shared.config;
@@ -420,34 +471,36 @@ impl Handle {
             if config.unset == UnsetPolicy::Destroy {
                 let ids = self.stored_ids(&guard);
                 self.destroy_ids(&ids).await?;
-                if self.cookie_id.is_some() {
-                    return Ok(self.expired_cookie(guard.expire_meta.as_ref()));
+                if self.source == Some(Source::Cookie) {
+                    return Ok(Delivery::cookie(
+                        self.expired_cookie(guard.expire_meta.as_ref()),
+                    ));
                 }
             }
-            return Ok(None);
+            return Ok(Delivery::default());
         }
         if let Phase::Destroyed = &guard.phase {
-            return Ok(if guard.expire_cookie {
+            return Ok(Delivery::cookie(if guard.expire_cookie {
                 self.expired_cookie(guard.expire_meta.as_ref())
             } else {
                 None
-            });
+            }));
         }
         if let Phase::Absent = &guard.phase {
             if !config.save_uninitialized {
-                return Ok(None);
+                return Ok(Delivery::default());
             }
             guard.phase = Phase::Active(Box::new(self.generate(now)));
         }
         if guard.load_failed {
             // The handler already got (and answered with) the load error.
-            return Ok(None);
+            return Ok(Delivery::default());
         }
         if let Phase::Unloaded = &guard.phase {
             // Never accessed: read it only when a decision needs the record.
             let id = match &self.cookie_id {
                 Some(id) => id.clone(),
-                None => return Ok(None),
+                None => return Ok(Delivery::default()),
             };
             let needs_record = config.rolling
                 || config.resave
@@ -456,7 +509,7 @@ impl Handle {
                 || !self.throttled(&id);
             if !needs_record {
                 tracing::trace!("session not used and touch throttled: no store I/O");
-                return Ok(None);
+                return Ok(Delivery::default());
             }
             let active = match self.load(&id).await? {
                 Some(record) => self.inflate(record),
@@ -467,10 +520,10 @@ impl Handle {
 
         let st = &mut *guard;
         let Phase::Active(a) = &mut st.phase else {
-            return Ok(None);
+            return Ok(Delivery::default());
         };
         if a.gone {
-            return Ok(None);
+            return Ok(Delivery::default());
         }
         let is_new = Some(&a.record.id) != self.cookie_id.as_ref();
         let modified = a.modified();
@@ -491,11 +544,11 @@ impl Handle {
             config.rolling || (a.record.cookie.expires.is_some() && modified)
         };
         set_cookie |= a.cookie_changed || (!is_new && self.secret_index > 0);
-        let allowed = self.cookie_allowed(&a.record.cookie);
+        let allowed = self.answers_cookie() && self.cookie_allowed(&a.record.cookie);
 
         a.record.cookie.reset_expiry(now);
         if should_save {
-            if !a.in_store && !allowed {
+            if !a.in_store && !allowed && !self.answers_header() {
                 tracing::debug!("new session not stored: its secure cookie cannot be set");
             } else {
                 let _ = self.save_record(a).await?;
@@ -517,7 +570,7 @@ impl Handle {
             }
         }
         if a.gone {
-            return Ok(None);
+            return Ok(Delivery::default());
         }
         // A record created during this request must be reachable by the browser.
         set_cookie |= is_new && a.in_store;
@@ -529,14 +582,20 @@ impl Handle {
                 .collect();
             self.destroy_ids(&doomed).await?;
         }
+        let mut out = Delivery::default();
+        // A header client learns its token only from a response: send it for
+        // a new (or regenerated) stored session, and to re-sign a token
+        // that an older secret verified.
+        if self.answers_header() && a.in_store && (is_new || self.secret_index > 0) {
+            out.token = HeaderValue::from_str(&config.signer.sign(a.record.id.as_str())).ok();
+        }
         if set_cookie && allowed && (a.in_store || !is_new) {
             let value = config.signer.sign_cookie(&a.record.id);
-            return Ok(cookie::serialize(config, &value, &a.record.cookie, None));
+            out.set_cookie = cookie::serialize(config, &value, &a.record.cookie, None);
+        } else if st.expire_cookie {
+            out.set_cookie = self.expired_cookie(st.expire_meta.as_ref());
         }
-        if st.expire_cookie {
-            return Ok(self.expired_cookie(st.expire_meta.as_ref()));
-        }
-        Ok(None)
+        Ok(out)
     }
 }
 
@@ -709,7 +768,7 @@ impl Session {
             st.expire_meta = Some(a.record.cookie.clone());
         }
         st.phase = Phase::Destroyed;
-        st.expire_cookie = self.inner.cookie_id.is_some();
+        st.expire_cookie = self.inner.source == Some(Source::Cookie);
         Ok(())
     }
 

@@ -204,9 +204,17 @@ pub struct Resp {
     pub status: u16,
     pub set_cookies: Vec<String>,
     pub body: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Resp {
+    /// The value of response header `name` (the first), if any.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
     /// The one Set-Cookie header (panics in tests when there are several).
     pub fn set_cookie(&self) -> Option<&str> {
         assert!(self.set_cookies.len() <= 1, "{:?}", self.set_cookies);
@@ -247,11 +255,13 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
+    let headers = res.headers().clone();
     let body = res.text().await.unwrap();
     Resp {
         status,
         set_cookies,
         body,
+        headers,
     }
 }
 
