@@ -5,8 +5,11 @@ use crate::Fixture;
 use anyhow::{bail, ensure, Context, Result};
 use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
+use session_core::encryption::{Codec, Encryption};
 use session_core::time::{self, Timestamp};
-use session_core::{CasOutcome, Error, Record, SessionId, Version, WriteOutcome, DEFAULT_TTL};
+use session_core::{
+    CasOutcome, Error, HashedIds, Record, SessionId, Store, Version, WriteOutcome, DEFAULT_TTL,
+};
 use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -604,5 +607,160 @@ pub async fn cas_concurrent_increments_lose_nothing(f: &dyn Fixture) -> Result<(
         t.await??;
     }
     ensure!(must_load(f, &r.id).await?.data["n"] == 20, "lost updates");
+    Ok(())
+}
+
+// ---- Encryption at rest and hashed ids (stores with something at rest) ----
+
+fn key(byte: u8) -> session_core::encryption::Key {
+    session_core::encryption::Key::from_bytes([byte; 32])
+}
+
+fn sealed_with(keys: &[u8]) -> Result<Codec> {
+    Ok(Codec::encrypted(Encryption::new(
+        keys.iter().map(|b| key(*b)),
+    )?))
+}
+
+/// Stored text with a JSON-string wrapping (PostgreSQL's `json` column) removed.
+fn unquoted(raw: &str) -> Result<String> {
+    if raw.starts_with('"') {
+        Ok(serde_json::from_str(raw)?)
+    } else {
+        Ok(raw.to_owned())
+    }
+}
+
+/// An encrypted store keeps no session data in clear, round-trips every
+/// operation, and a store without the key cannot read its records.
+pub async fn encrypted_records_are_opaque_and_round_trip(f: &dyn Fixture) -> Result<()> {
+    let Some(store) = f.with_codec(sealed_with(&[1])?) else {
+        return Ok(());
+    };
+    let mut r = live(1);
+    r.data.insert("secret".into(), json!("hunter2-marker"));
+    store.create(&r).await?;
+    let (raw, _) = f.raw(&r.id).await?.context("nothing stored")?;
+    let sealed = unquoted(&raw)?;
+    ensure!(
+        !raw.contains("hunter2-marker") && !sealed.starts_with('{'),
+        "stored in clear: {raw}"
+    );
+    ensure!(store.load(&r.id).await?.as_ref() == Some(&r));
+    match f.store().load(&r.id).await {
+        Err(Error::Decode(_)) => {}
+        other => bail!("a store without encryption read a sealed record: {other:?}"),
+    }
+    r.data.insert("n".into(), 2.into());
+    ensure!(store.save(&r).await? == WriteOutcome::Written);
+    ensure!(store.touch(&r.id, Some(in_secs(7200))).await? == WriteOutcome::Written);
+    ensure!(store.load(&r.id).await?.context("gone after touch")?.data["n"] == 2);
+    if store.capabilities().compare_and_set {
+        let (loaded, version) = store.load_versioned(&r.id).await?.context("no record")?;
+        ensure!(loaded == r);
+        let mut next = loaded.clone();
+        next.data.insert("n".into(), 3.into());
+        ensure!(matches!(
+            store.save_if(&next, &version).await?,
+            CasOutcome::Written(_)
+        ));
+        ensure!(store.save_if(&next, &version).await? == CasOutcome::Conflict);
+    }
+    store.destroy(&r.id).await?;
+    ensure!(store.load(&r.id).await?.is_none());
+    Ok(())
+}
+
+/// Any change to a sealed record is detected: a decode error, never data.
+pub async fn encrypted_tampering_is_decode_error(f: &dyn Fixture) -> Result<()> {
+    let Some(store) = f.with_codec(sealed_with(&[1])?) else {
+        return Ok(());
+    };
+    let r = live(1);
+    store.create(&r).await?;
+    let (raw, expires) = f.raw(&r.id).await?.context("nothing stored")?;
+    let mut sealed: Vec<u8> = unquoted(&raw)?.into_bytes();
+    let mid = sealed.len() / 2;
+    sealed[mid] = if sealed[mid] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(sealed)?;
+    let tampered = if raw.starts_with('"') {
+        serde_json::to_string(&tampered)?
+    } else {
+        tampered
+    };
+    f.put_raw(r.id.as_str(), &tampered, expires).await?;
+    match store.load(&r.id).await {
+        Err(Error::Decode(_)) => Ok(()),
+        other => bail!("expected a decode error for a tampered record, got {other:?}"),
+    }
+}
+
+/// Records sealed under an old key still open after rotation; new records
+/// are sealed with the new key only.
+pub async fn encryption_key_rotation(f: &dyn Fixture) -> Result<()> {
+    let (Some(old), Some(rotated)) = (
+        f.with_codec(sealed_with(&[1])?),
+        f.with_codec(sealed_with(&[2, 1])?),
+    ) else {
+        return Ok(());
+    };
+    let before = live(1);
+    old.create(&before).await?;
+    ensure!(rotated.load(&before.id).await?.as_ref() == Some(&before));
+    let after = live(2);
+    rotated.create(&after).await?;
+    ensure!(rotated.load(&after.id).await?.as_ref() == Some(&after));
+    match old.load(&after.id).await {
+        Err(Error::Decode(_)) => Ok(()),
+        other => bail!("the old key alone opened a record sealed with the new one: {other:?}"),
+    }
+}
+
+/// Records in clear are refused by an encrypted store unless it is
+/// migrating, and a migrating store seals them on their next write.
+pub async fn encryption_refuses_plaintext_unless_migrating(f: &dyn Fixture) -> Result<()> {
+    let (Some(strict), Some(migrating)) = (
+        f.with_codec(sealed_with(&[1])?),
+        f.with_codec(Codec::encrypted(
+            Encryption::new([key(1)])?.allow_plaintext_reads(true),
+        )),
+    ) else {
+        return Ok(());
+    };
+    let mut r = live(1);
+    f.store().create(&r).await?;
+    match strict.load(&r.id).await {
+        Err(Error::Decode(_)) => {}
+        other => bail!("a record in clear was accepted: {other:?}"),
+    }
+    ensure!(migrating.load(&r.id).await?.as_ref() == Some(&r));
+    r.data.insert("n".into(), 2.into());
+    ensure!(migrating.save(&r).await? == WriteOutcome::Written);
+    let (raw, _) = f.raw(&r.id).await?.context("nothing stored")?;
+    ensure!(!unquoted(&raw)?.starts_with('{'), "still in clear: {raw}");
+    ensure!(strict.load(&r.id).await?.as_ref() == Some(&r));
+    Ok(())
+}
+
+/// With [`HashedIds`], the backend holds the record under SHA-256 of the
+/// id and never under the id itself; every operation still works by id.
+pub async fn hashed_ids_store_only_the_digest(f: &dyn Fixture) -> Result<()> {
+    let hashed = HashedIds::new(f.store());
+    let mut r = live(1);
+    hashed.create(&r).await?;
+    let key = HashedIds::<()>::key(&r.id);
+    ensure!(f.raw(&r.id).await?.is_none(), "the id itself was stored");
+    ensure!(f.raw(&key).await?.is_some(), "nothing under the digest");
+    ensure!(f.store().load(&r.id).await?.is_none());
+    ensure!(hashed.load(&r.id).await?.as_ref() == Some(&r));
+    ensure!(matches!(hashed.create(&r).await, Err(Error::Collision)));
+    r.data.insert("n".into(), 2.into());
+    ensure!(hashed.save(&r).await? == WriteOutcome::Written);
+    ensure!(hashed.touch(&r.id, None).await? == WriteOutcome::Written);
+    ensure!(hashed.load(&r.id).await?.context("gone")?.data["n"] == 2);
+    ensure!(matches!(hashed.ids().await, Err(Error::Unsupported(_))));
+    hashed.destroy(&r.id).await?;
+    ensure!(f.raw(&key).await?.is_none(), "destroy left the record");
+    ensure!(hashed.touch(&r.id, None).await? == WriteOutcome::Gone);
     Ok(())
 }

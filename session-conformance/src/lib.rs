@@ -19,6 +19,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
+use session_core::encryption::Codec;
 use session_core::time::Timestamp;
 use session_core::{SessionId, Store};
 use std::sync::Arc;
@@ -45,6 +46,15 @@ pub trait Fixture: Send + Sync {
     /// The raw stored text and the backend's expiry of `id`, read directly,
     /// ignoring expiry. `None` when the backend holds nothing under `id`.
     async fn raw(&self, id: &SessionId) -> anyhow::Result<Option<(String, Timestamp)>>;
+
+    /// The same store, in the same namespace, reading and writing through
+    /// `codec` (encryption at rest). `None` for stores with nothing at rest
+    /// (the in-process memory store): the encryption cases then pass
+    /// without running.
+    fn with_codec(&self, codec: Codec) -> Option<Arc<dyn Store>> {
+        let _ = codec;
+        None
+    }
 }
 
 /// Every case name, in order. The macro below expands one test per name.
@@ -85,6 +95,11 @@ pub const CASES: &[&str] = &[
     "cas_stale_version_conflicts",
     "cas_after_destroy_or_expiry_is_gone",
     "cas_concurrent_increments_lose_nothing",
+    "encrypted_records_are_opaque_and_round_trip",
+    "encrypted_tampering_is_decode_error",
+    "encryption_key_rotation",
+    "encryption_refuses_plaintext_unless_migrating",
+    "hashed_ids_store_only_the_digest",
 ];
 
 /// Expands to one `#[tokio::test]` per conformance case. The argument is an
@@ -132,6 +147,11 @@ macro_rules! conformance_tests {
             cas_stale_version_conflicts,
             cas_after_destroy_or_expiry_is_gone,
             cas_concurrent_increments_lose_nothing,
+            encrypted_records_are_opaque_and_round_trip,
+            encrypted_tampering_is_decode_error,
+            encryption_key_rotation,
+            encryption_refuses_plaintext_unless_migrating,
+            hashed_ids_store_only_the_digest,
         );
     };
 }

@@ -192,6 +192,12 @@ impl Codec {
         self.encryption.is_some()
     }
 
+    /// Whether records in clear are read: always without encryption, and
+    /// with it only when [`Encryption::allow_plaintext_reads`] is on.
+    pub fn accepts_plaintext(&self) -> bool {
+        self.encryption.as_ref().is_none_or(|e| e.allow_plaintext)
+    }
+
     /// The stored text of `record`.
     pub fn encode(&self, record: &Record) -> Result<String> {
         let json = record.to_json()?;
@@ -229,7 +235,7 @@ impl Codec {
         };
         let trimmed = text.trim_start();
         if trimmed.starts_with('{') {
-            if enc.allow_plaintext {
+            if self.accepts_plaintext() {
                 return Record::from_json(id, text);
             }
             return Err(Error::decode(

@@ -64,6 +64,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use serde_json::{Map, Value};
+use session_core::encryption::{Codec, Encryption};
 use session_core::time::{self, Timestamp};
 use session_core::{
     Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
@@ -107,6 +108,7 @@ pub struct MongoStoreBuilder {
     operation_timeout: Duration,
     max_pool_size: Option<u32>,
     create_indexes: bool,
+    codec: Codec,
 }
 
 impl fmt::Debug for MongoStoreBuilder {
@@ -262,7 +264,19 @@ impl MongoStoreBuilder {
             collection,
             default_ttl: self.default_ttl,
             operation_timeout: self.operation_timeout,
+            codec: self.codec,
         }
+    }
+
+    /// Encrypt session data at rest (see [`session_core::encryption`]): the
+    /// `session` field then holds `base64(iv ‖ ciphertext ‖ tag)`, the
+    /// format of connect-mongo's `createWebCryptoAdapter`. With
+    /// [`Key::connect_mongo_webcrypto`](session_core::encryption::Key::connect_mongo_webcrypto)
+    /// of the same secret, a Node service using that adapter shares the
+    /// encrypted sessions.
+    pub fn encryption(mut self, encryption: Encryption) -> Self {
+        self.codec = Codec::encrypted(encryption);
+        self
     }
 }
 
@@ -272,6 +286,7 @@ pub struct MongoStore {
     collection: Collection<Document>,
     default_ttl: Duration,
     operation_timeout: Duration,
+    codec: Codec,
 }
 
 impl fmt::Debug for MongoStore {
@@ -359,12 +374,19 @@ const EMBEDDED_VERSION: &str = "\u{0}bson:";
 /// Reads the record out of a document's `session` field, with its version:
 /// the stored string itself, or the embedded document as canonical
 /// extended JSON (so a compare-and-set can match it exactly).
-fn decode_versioned(id: &SessionId, mut document: Document) -> Result<(Record, Version)> {
+fn decode_versioned(
+    codec: &Codec,
+    id: &SessionId,
+    mut document: Document,
+) -> Result<(Record, Version)> {
     match document.remove("session") {
         Some(Bson::String(json)) => {
-            let record = Record::from_json(id.clone(), &json)?;
+            let record = codec.decode(id.clone(), &json)?;
             Ok((record, Version::new(json)))
         }
+        Some(Bson::Document(_)) if !codec.accepts_plaintext() => Err(Error::decode(
+            "stored session is not encrypted (allow_plaintext_reads is off)",
+        )),
         Some(embedded @ Bson::Document(_)) => {
             let version = format!(
                 "{EMBEDDED_VERSION}{}",
@@ -380,8 +402,8 @@ fn decode_versioned(id: &SessionId, mut document: Document) -> Result<(Record, V
     }
 }
 
-fn decode(id: &SessionId, document: Document) -> Result<Record> {
-    decode_versioned(id, document).map(|(record, _)| record)
+fn decode(codec: &Codec, id: &SessionId, document: Document) -> Result<Record> {
+    decode_versioned(codec, id, document).map(|(record, _)| record)
 }
 
 /// The stored `session` value a [`Version`] stands for.
@@ -395,6 +417,13 @@ fn version_value(version: &Version) -> Option<Bson> {
 }
 
 impl MongoStore {
+    /// The same store (same client and collection) reading and writing
+    /// through `codec`: for example with encryption turned on, or off.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// Configures a store for the deployment at `url`
     /// (`mongodb://[user:pass@]host[:port][,host…]/[database][?options]` or
     /// `mongodb+srv://…`).
@@ -408,6 +437,7 @@ impl MongoStore {
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             max_pool_size: None,
             create_indexes: true,
+            codec: Codec::plain(),
         }
     }
 
@@ -564,7 +594,7 @@ impl Store for MongoStore {
         let span = tracing::debug_span!("mongo.load", id = ?id);
         async {
             let found = self.find_live(id).await?;
-            found.map(|d| decode(id, d)).transpose()
+            found.map(|d| decode(&self.codec, id, d)).transpose()
         }
         .instrument(span)
         .await
@@ -573,7 +603,7 @@ impl Store for MongoStore {
     async fn create(&self, record: &Record) -> Result<()> {
         let span = tracing::debug_span!("mongo.create", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             if expires <= now {
@@ -630,7 +660,7 @@ impl Store for MongoStore {
     async fn save(&self, record: &Record) -> Result<WriteOutcome> {
         let span = tracing::debug_span!("mongo.save", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             let outcome = if expires <= now {
@@ -715,7 +745,9 @@ impl Store for MongoStore {
         let span = tracing::debug_span!("mongo.load_versioned", id = ?id);
         async {
             let found = self.find_live(id).await?;
-            found.map(|d| decode_versioned(id, d)).transpose()
+            found
+                .map(|d| decode_versioned(&self.codec, id, d))
+                .transpose()
         }
         .instrument(span)
         .await
@@ -724,7 +756,7 @@ impl Store for MongoStore {
     async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
         let span = tracing::debug_span!("mongo.save_if", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             // One atomic conditional write: live, and still exactly what was loaded.
@@ -873,7 +905,7 @@ mod tests {
                 "ratio": 0.5,
             },
         };
-        let r = decode(&id, document)?;
+        let r = decode(&Codec::plain(), &id, document)?;
         assert_eq!(r.cookie.expires, Some(expires));
         assert_eq!(r.data["views"], 3);
         assert_eq!(r.data["ratio"], 0.5);
@@ -883,14 +915,15 @@ mod tests {
     #[test]
     fn versions_name_the_stored_value_exactly() -> Result<()> {
         let id = SessionId::generate();
-        let (_, v) = decode_versioned(&id, doc! { "session": r#"{"cookie":{}}"# })?;
+        let (_, v) =
+            decode_versioned(&Codec::plain(), &id, doc! { "session": r#"{"cookie":{}}"# })?;
         assert_eq!(
             version_value(&v),
             Some(Bson::String(r#"{"cookie":{}}"#.into()))
         );
         let embedded =
             doc! { "cookie": { "expires": DateTime::from_millis(5), "n": 1_i64 }, "x": 0.5 };
-        let (_, v) = decode_versioned(&id, doc! { "session": embedded.clone() })?;
+        let (_, v) = decode_versioned(&Codec::plain(), &id, doc! { "session": embedded.clone() })?;
         assert_eq!(version_value(&v), Some(Bson::Document(embedded)));
         Ok(())
     }
@@ -899,15 +932,15 @@ mod tests {
     fn missing_or_odd_session_field_is_a_decode_error() {
         let id = SessionId::generate();
         assert!(matches!(
-            decode(&id, doc! { "_id": "x" }),
+            decode(&Codec::plain(), &id, doc! { "_id": "x" }),
             Err(Error::Decode(_))
         ));
         assert!(matches!(
-            decode(&id, doc! { "session": 42 }),
+            decode(&Codec::plain(), &id, doc! { "session": 42 }),
             Err(Error::Decode(_))
         ));
         assert!(matches!(
-            decode(&id, doc! { "session": "not json" }),
+            decode(&Codec::plain(), &id, doc! { "session": "not json" }),
             Err(Error::Decode(_))
         ));
     }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use common::Namespaced;
 use mongodb::bson::{doc, DateTime};
 use session_conformance::Fixture;
+use session_core::encryption::Codec;
 use session_core::time::{self, Timestamp};
 use session_core::{SessionId, Store};
 use std::sync::Arc;
@@ -58,6 +59,10 @@ impl Fixture for Namespaced {
         let session = d.get_str("session")?.to_owned();
         let expires = time::from_millis(d.get_datetime("expires")?.timestamp_millis());
         Ok(Some((session, expires)))
+    }
+
+    fn with_codec(&self, codec: Codec) -> Option<Arc<dyn Store>> {
+        Some(Arc::new(self.store.clone().with_codec(codec)))
     }
 }
 

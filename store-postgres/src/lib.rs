@@ -97,6 +97,7 @@
 #![deny(missing_docs)]
 
 use async_trait::async_trait;
+use session_core::encryption::{Codec, Encryption};
 use session_core::pruner::{self, Pruner};
 use session_core::time::{self, Timestamp};
 use session_core::{
@@ -141,6 +142,7 @@ pub struct PostgresStoreBuilder {
     max_connections: u32,
     create_schema: bool,
     prune_interval: Option<Duration>,
+    codec: Codec,
 }
 
 impl fmt::Debug for PostgresStoreBuilder {
@@ -235,6 +237,14 @@ impl PostgresStoreBuilder {
         Ok((qualified, schema))
     }
 
+    /// Encrypt session data at rest (see [`session_core::encryption`]).
+    /// The `sess` column then holds a JSON string; connect-pg-simple cannot
+    /// read encrypted rows.
+    pub fn encryption(mut self, encryption: Encryption) -> Self {
+        self.codec = Codec::encrypted(encryption);
+        self
+    }
+
     /// Connects and returns the store: checks the server answers (bounded by
     /// the connect timeout), checks the time zone, creates the table if asked
     /// to and starts the prune task if configured.
@@ -286,6 +296,7 @@ impl PostgresStoreBuilder {
             table: self.table.clone(),
             time_zone: self.time_zone.clone(),
             default_ttl: self.default_ttl,
+            codec: self.codec.clone(),
         });
         shared.check_time_zone().await?;
         let store = PostgresStore {
@@ -347,7 +358,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The statements, built once per store from the quoted table name.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Sql {
     load: String,
     create: String,
@@ -408,6 +419,7 @@ impl Sql {
 
 /// What the store and its prune task share. The prune task holds only this,
 /// so dropping the last [`PostgresStore`] stops it.
+#[derive(Clone)]
 struct Shared {
     pool: PgPool,
     sql: Sql,
@@ -416,6 +428,7 @@ struct Shared {
     table: String,
     time_zone: String,
     default_ttl: Duration,
+    codec: Codec,
 }
 
 impl Shared {
@@ -494,7 +507,7 @@ impl Store for Shared {
         let span = tracing::debug_span!("postgres.load", id = ?id);
         async {
             let json = self.live_text(id).await?;
-            json.map(|j| Record::from_json(id.clone(), &j)).transpose()
+            json.map(|j| self.codec.decode(id.clone(), &j)).transpose()
         }
         .instrument(span)
         .await
@@ -503,7 +516,7 @@ impl Store for Shared {
     async fn create(&self, record: &Record) -> Result<()> {
         let span = tracing::debug_span!("postgres.create", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode_json(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             if expires <= now {
@@ -538,7 +551,7 @@ impl Store for Shared {
     async fn save(&self, record: &Record) -> Result<WriteOutcome> {
         let span = tracing::debug_span!("postgres.save", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode_json(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             let outcome = if expires <= now {
@@ -695,7 +708,7 @@ impl Store for Shared {
             match json {
                 None => Ok(None),
                 Some(j) => {
-                    let record = Record::from_json(id.clone(), &j)?;
+                    let record = self.codec.decode(id.clone(), &j)?;
                     Ok(Some((record, Version::new(j))))
                 }
             }
@@ -707,7 +720,7 @@ impl Store for Shared {
     async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
         let span = tracing::debug_span!("postgres.save_if", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode_json(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             let done = if expires <= now {
@@ -780,6 +793,20 @@ impl PostgresStore {
             max_connections: 10,
             create_schema: false,
             prune_interval: Some(DEFAULT_PRUNE_INTERVAL),
+            codec: Codec::plain(),
+        }
+    }
+
+    /// The same store (same pool and table) reading and writing through
+    /// `codec`: for example with encryption turned on, or off.
+    pub fn with_codec(self, codec: Codec) -> Self {
+        let shared = Shared {
+            codec,
+            ..(*self.shared).clone()
+        };
+        PostgresStore {
+            shared: Arc::new(shared),
+            pruner: self.pruner,
         }
     }
 

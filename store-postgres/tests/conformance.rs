@@ -6,6 +6,7 @@ mod common;
 use async_trait::async_trait;
 use common::Namespaced;
 use session_conformance::Fixture;
+use session_core::encryption::Codec;
 use session_core::time::{self, Timestamp};
 use session_core::{SessionId, Store};
 use std::sync::Arc;
@@ -64,6 +65,10 @@ impl Fixture for Namespaced {
             .bind(self.store.time_zone())
             .fetch_optional(self.store.pool())
             .await?)
+    }
+
+    fn with_codec(&self, codec: Codec) -> Option<Arc<dyn Store>> {
+        Some(Arc::new(self.store.clone().with_codec(codec)))
     }
 }
 

@@ -31,6 +31,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use session_core::encryption::{Codec, Encryption};
 use session_core::time::{self, Timestamp};
 use session_core::{
     pruner, Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version,
@@ -100,6 +101,7 @@ pub struct SqliteStoreBuilder {
     create_schema: bool,
     prune_interval: Option<Duration>,
     max_connections: u32,
+    codec: Codec,
 }
 
 impl SqliteStoreBuilder {
@@ -134,6 +136,13 @@ impl SqliteStoreBuilder {
     /// connection, since each SQLite connection would get its own database.
     pub fn max_connections(mut self, n: u32) -> Self {
         self.max_connections = n.max(1);
+        self
+    }
+
+    /// Encrypt session data at rest (see [`session_core::encryption`]).
+    /// Node's store cannot read encrypted rows.
+    pub fn encryption(mut self, encryption: Encryption) -> Self {
+        self.codec = Codec::encrypted(encryption);
         self
     }
 
@@ -188,6 +197,7 @@ impl SqliteStoreBuilder {
         });
         let store = SqliteStore {
             inner: inner.clone(),
+            codec: self.codec.clone(),
             _pruner: None,
         };
         if self.create_schema {
@@ -196,6 +206,7 @@ impl SqliteStoreBuilder {
         let pruner = self.prune_interval.map(|every| {
             let plain: Arc<dyn Store> = Arc::new(SqliteStore {
                 inner,
+                codec: Codec::plain(),
                 _pruner: None,
             });
             Arc::new(pruner::spawn(plain, every))
@@ -218,6 +229,7 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    codec: Codec,
     _pruner: Option<Arc<pruner::Pruner>>,
 }
 
@@ -232,7 +244,15 @@ impl SqliteStore {
             create_schema: false,
             prune_interval: Some(Duration::from_secs(15 * 60)),
             max_connections: 4,
+            codec: Codec::plain(),
         }
+    }
+
+    /// The same store (same pool and table) reading and writing through
+    /// `codec`: for example with encryption turned on, or off.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     /// The connection pool (for inspection and tests).
@@ -323,7 +343,7 @@ impl Store for SqliteStore {
     #[instrument(skip_all, name = "sqlite.load")]
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         match self.live_text(id).await? {
-            Some(data) => Record::from_json(id.clone(), &data).map(Some),
+            Some(data) => self.codec.decode(id.clone(), &data).map(Some),
             None => Ok(None),
         }
     }
@@ -350,7 +370,7 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
         let done = sqlx::query(&sql)
             .bind(record.id.as_str())
             .bind(&exp_s)
-            .bind(record.to_json()?)
+            .bind(self.codec.encode(record)?)
             .bind(&now_s)
             .bind(&now_s)
             .bind(&now_s)
@@ -376,7 +396,7 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
             self.inner.table
         );
         let done = sqlx::query(&sql)
-            .bind(record.to_json()?)
+            .bind(self.codec.encode(record)?)
             .bind(format_date(&expires))
             .bind(&now_s)
             .bind(record.id.as_str())
@@ -467,7 +487,7 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
         let Some(data) = self.live_text(id).await? else {
             return Ok(None);
         };
-        let record = Record::from_json(id.clone(), &data)?;
+        let record = self.codec.decode(id.clone(), &data)?;
         Ok(Some((record, Version::new(data))))
     }
 
@@ -476,7 +496,7 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
         let now = time::now();
         let expires = self.expiry(record.cookie.expires, now);
         let t = &self.inner.table;
-        let json = record.to_json()?;
+        let json = self.codec.encode(record)?;
         let done = if expires <= now {
             sqlx::query(&format!(r#"DELETE FROM "{t}" WHERE sid = ? AND data = ? AND {LIVE}"#))
                 .bind(record.id.as_str())

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use session_conformance::Fixture;
+use session_core::encryption::Codec;
 use session_core::time::{self, Timestamp};
 use session_core::{SessionId, Store};
 use std::sync::Arc;
@@ -66,6 +67,10 @@ impl Fixture for Sqlite {
             )),
             None => None,
         })
+    }
+
+    fn with_codec(&self, codec: Codec) -> Option<Arc<dyn Store>> {
+        Some(Arc::new(self.store.clone().with_codec(codec)))
     }
 }
 
