@@ -50,16 +50,43 @@
 //! # }
 //! ```
 //!
-//! Redis Cluster is not supported yet: the store talks to one node (`SCAN`
-//! is per node, so `ids`/`count`/`clear` would need to visit every master).
+//! # Deployments
+//!
+//! The same layout and contract hold on the three deployments; only the
+//! constructor differs. The connection is one internal enum
+//! ([`RedisConnection`]), so each command is written once.
+//!
+//! | deployment | constructor | connection |
+//! |---|---|---|
+//! | one node | [`RedisStore::builder`]`("redis://host:6379")` | a [`ConnectionManager`] |
+//! | Redis Cluster | [`RedisStore::cluster_builder`]`(["redis://host:7000", …])` | the `redis` crate's cluster connection: commands go to the master of their key's slot, `MOVED`/`ASK` and failovers are followed |
+//! | Sentinel | [`RedisStore::sentinel_builder`]`(["redis://host:26379", …], "mymaster")` | a connection to the master the Sentinels name, asked again after a connection error or a `READONLY` reply (failover) |
+//!
+//! In a cluster every command and the compare-and-set script touch one key
+//! (one slot); `ids`, `count` and `clear` `SCAN` every master in turn (the
+//! masters are read from `CLUSTER SLOTS`) and `clear` deletes per slot.
+//!
+//! Replication in Redis is asynchronous: when a master dies, writes it
+//! acknowledged but had not yet sent to the replica that is promoted are
+//! lost (`WAIT` would narrow, not close, that window). During the failover
+//! the store returns [`Error::Unavailable`] (bounded by the timeouts); it
+//! recovers by itself, without a new store.
 //!
 //! [connect-redis]: https://github.com/tj/connect-redis
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod conn;
+
+pub use conn::RedisConnection;
+
 use async_trait::async_trait;
+use conn::{Conn, SentinelConn};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, Value};
+use redis::cluster::ClusterClientBuilder;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{ErrorKind, RedisConnectionInfo, RedisError, Value};
+use session_core::encryption::{Codec, Encryption};
 use session_core::time::{self, Timestamp};
 use session_core::{
     Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
@@ -81,21 +108,47 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `SCAN … COUNT` hint by default (connect-redis's `scanCount`).
 pub const DEFAULT_SCAN_COUNT: u32 = 100;
 
-/// Configures a [`RedisStore`]. Start with [`RedisStore::builder`].
+/// Where the sessions live: the three deployments.
+#[derive(Clone)]
+enum Deployment {
+    Single(String),
+    Cluster(Vec<String>),
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
+}
+
+/// Configures a [`RedisStore`]. Start with [`RedisStore::builder`] (one
+/// node), [`RedisStore::cluster_builder`] or [`RedisStore::sentinel_builder`].
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
-    url: String,
+    deployment: Deployment,
+    master_db: Option<i64>,
+    master_auth: Option<(Option<String>, String)>,
     prefix: String,
     default_ttl: Duration,
     connect_timeout: Duration,
     response_timeout: Duration,
     scan_count: u32,
+    codec: Codec,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may hold a password: never print it.
+        // The URLs may hold a password: never print them.
+        let deployment = match &self.deployment {
+            Deployment::Single(_) => "single node".to_owned(),
+            Deployment::Cluster(nodes) => format!("cluster ({} seed nodes)", nodes.len()),
+            Deployment::Sentinel { sentinels, master } => {
+                format!(
+                    "sentinel ({} sentinels, master {master:?})",
+                    sentinels.len()
+                )
+            }
+        };
         f.debug_struct("RedisStoreBuilder")
+            .field("deployment", &deployment)
             .field("prefix", &self.prefix)
             .field("default_ttl", &self.default_ttl)
             .field("connect_timeout", &self.connect_timeout)
@@ -144,13 +197,44 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Sentinel only: the database number on the master (default 0).
+    pub fn master_db(mut self, db: i64) -> Self {
+        self.master_db = Some(db);
+        self
+    }
+
+    /// Sentinel only: credentials for the master (`AUTH [username] password`).
+    /// Credentials for the Sentinels themselves go in their URLs.
+    pub fn master_auth(mut self, username: Option<String>, password: impl Into<String>) -> Self {
+        self.master_auth = Some((username, password.into()));
+        self
+    }
+
     fn check(&self) -> Result<()> {
         if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
             return Err(Error::Config(
                 "redis timeouts must be greater than zero".into(),
             ));
         }
-        Ok(())
+        match &self.deployment {
+            Deployment::Cluster(nodes) if nodes.is_empty() => Err(Error::Config(
+                "a Redis Cluster needs at least one node URL".into(),
+            )),
+            Deployment::Sentinel { sentinels, .. } if sentinels.is_empty() => Err(Error::Config(
+                "Sentinel needs at least one sentinel URL".into(),
+            )),
+            Deployment::Sentinel { master, .. } if master.is_empty() => {
+                Err(Error::Config("Sentinel needs the master's name".into()))
+            }
+            Deployment::Single(_) | Deployment::Cluster(_)
+                if self.master_db.is_some() || self.master_auth.is_some() =>
+            {
+                Err(Error::Config(
+                    "master_db / master_auth apply to Sentinel only (put them in the URL)".into(),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Connects (waiting for the first connection, bounded by the connect
@@ -160,7 +244,14 @@ impl RedisStoreBuilder {
     /// reached is [`Error::Unavailable`].
     pub async fn connect(self) -> Result<RedisStore> {
         self.check()?;
-        let client = redis::Client::open(self.url.as_str())
+        let url = match self.deployment.clone() {
+            Deployment::Single(url) => url,
+            Deployment::Cluster(nodes) => return self.connect_cluster(nodes).await,
+            Deployment::Sentinel { sentinels, master } => {
+                return self.connect_sentinel(sentinels, master).await
+            }
+        };
+        let client = redis::Client::open(url.as_str())
             .map_err(|e| Error::Config(format!("invalid Redis URL: {e}").into()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(self.connect_timeout)
@@ -181,26 +272,90 @@ impl RedisStoreBuilder {
         Ok(self.with_connection(manager))
     }
 
+    async fn connect_cluster(self, nodes: Vec<String>) -> Result<RedisStore> {
+        let client = ClusterClientBuilder::new(nodes)
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.response_timeout)
+            .build()
+            .map_err(|e| Error::Config(format!("invalid Redis Cluster node URLs: {e}").into()))?;
+        let conn = tokio::time::timeout(self.connect_timeout, async {
+            let mut conn = client.get_async_connection().await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            Ok::<_, RedisError>(conn)
+        })
+        .await
+        .map_err(|elapsed| Error::unavailable("connecting to the Redis Cluster", elapsed))?
+        .map_err(|e| classify("connecting to the Redis Cluster", e))?;
+        debug!(prefix = %self.prefix, "connected to the Redis Cluster");
+        Ok(self.build(Conn::Cluster(conn)))
+    }
+
+    async fn connect_sentinel(self, sentinels: Vec<String>, master: String) -> Result<RedisStore> {
+        let (username, password) = match self.master_auth.clone() {
+            Some((user, pass)) => (user, Some(pass)),
+            None => (None, None),
+        };
+        let db = self.master_db.unwrap_or(0);
+        let node = SentinelNodeConnectionInfo {
+            tls_mode: None,
+            redis_connection_info: Some(RedisConnectionInfo {
+                db,
+                username,
+                password,
+                ..RedisConnectionInfo::default()
+            }),
+        };
+        let client =
+            SentinelClient::build(sentinels, master, Some(node), SentinelServerType::Master)
+                .map_err(|e| Error::Config(format!("invalid Sentinel URLs: {e}").into()))?;
+        let conn = tokio::time::timeout(self.connect_timeout, async {
+            let conn =
+                SentinelConn::connect(client, self.connect_timeout, self.response_timeout, db)
+                    .await?;
+            let mut probe = RedisConnection(Conn::Sentinel(conn.clone()));
+            redis::cmd("PING").query_async::<()>(&mut probe).await?;
+            Ok::<_, RedisError>(conn)
+        })
+        .await
+        .map_err(|elapsed| Error::unavailable("connecting to Redis through Sentinel", elapsed))?
+        .map_err(|e| classify("connecting to Redis through Sentinel", e))?;
+        debug!(prefix = %self.prefix, "connected to the master named by Sentinel");
+        Ok(self.build(Conn::Sentinel(conn)))
+    }
+
     /// Builds the store on a connection you already have (to share one
     /// [`ConnectionManager`] with the rest of the application). The URL and
     /// timeouts given to this builder are not used: the manager's own apply.
     pub fn with_connection(self, manager: ConnectionManager) -> RedisStore {
+        self.build(Conn::Single(manager))
+    }
+
+    fn build(self, conn: Conn) -> RedisStore {
         RedisStore {
-            conn: manager,
+            conn: RedisConnection(conn),
             prefix: self.prefix.into(),
             default_ttl: self.default_ttl,
             scan_count: self.scan_count,
+            codec: self.codec,
         }
+    }
+
+    /// Encrypt session data at rest (see [`session_core::encryption`]).
+    /// connect-redis cannot read encrypted values.
+    pub fn encryption(mut self, encryption: Encryption) -> Self {
+        self.codec = Codec::encrypted(encryption);
+        self
     }
 }
 
 /// The Redis store. Cloning is cheap and shares the connection.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: Box<str>,
     default_ttl: Duration,
     scan_count: u32,
+    codec: Codec,
 }
 
 impl fmt::Debug for RedisStore {
@@ -225,6 +380,9 @@ fn classify(context: &'static str, e: RedisError) -> Error {
                 | ErrorKind::ClusterDown
                 | ErrorKind::MasterDown
                 | ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::ReadOnly
+                | ErrorKind::MasterNameNotFoundBySentinel
+                | ErrorKind::NoValidReplicasFoundBySentinel
         );
     if transient {
         Error::unavailable(context, e)
@@ -262,14 +420,60 @@ impl RedisStore {
     /// Configures a store for the server at `url` (`redis://[user:pass@]host:port[/db]`,
     /// `rediss://` for TLS when the `redis` crate is built with TLS).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Deployment::Single(url.into()))
+    }
+
+    /// Configures a store for a Redis Cluster, given one or more of its
+    /// nodes (`redis://[user:pass@]host:port`; the rest are discovered).
+    /// Every node uses the same credentials.
+    pub fn cluster_builder<I, S>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder::new(Deployment::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Configures a store for the master that the Sentinels at `sentinels`
+    /// (`redis://[:pass@]host:port`) know as `master_name`. The master is
+    /// asked for again after a failover. Its database and credentials are
+    /// [`RedisStoreBuilder::master_db`] and [`RedisStoreBuilder::master_auth`].
+    pub fn sentinel_builder<I, S>(sentinels: I, master_name: impl Into<String>) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder::new(Deployment::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master: master_name.into(),
+        })
+    }
+}
+
+impl RedisStoreBuilder {
+    fn new(deployment: Deployment) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            deployment,
+            master_db: None,
+            master_auth: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             default_ttl: DEFAULT_TTL,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             scan_count: DEFAULT_SCAN_COUNT,
+            codec: Codec::plain(),
         }
+    }
+}
+
+impl RedisStore {
+    /// The same store (same connection and prefix) reading and writing
+    /// through `codec`: for example with encryption turned on, or off.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     /// Connects to `url` with the default options.
@@ -290,8 +494,9 @@ impl RedisStore {
         key
     }
 
-    /// The connection, for commands of your own (and for tests).
-    pub fn connection(&self) -> ConnectionManager {
+    /// The connection, for commands of your own (and for tests): whatever
+    /// the deployment, it implements [`redis::aio::ConnectionLike`].
+    pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
     }
 
@@ -303,27 +508,59 @@ impl RedisStore {
         time::ttl_secs(&at, &now)
     }
 
-    /// Every key under the prefix, one `SCAN` page at a time.
+    /// Every key under the prefix, one `SCAN` page at a time; in a
+    /// cluster, on every master in turn.
     async fn scan_keys(&self, context: &'static str) -> Result<Vec<String>> {
-        let mut conn = self.conn.clone();
         let pattern = escape_glob(&self.prefix);
-        let mut cursor: u64 = 0;
-        let mut keys = Vec::new();
-        loop {
-            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
+        let scan = |cursor: u64| {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
-                .arg(self.scan_count)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| classify(context, e))?;
-            keys.extend(page);
-            if next == 0 {
-                break;
+                .arg(self.scan_count);
+            cmd
+        };
+        let mut keys = Vec::new();
+        match &self.conn.0 {
+            Conn::Cluster(cluster) => {
+                let mut cluster = cluster.clone();
+                let masters = conn::cluster_masters(&mut cluster)
+                    .await
+                    .map_err(|e| classify(context, e))?;
+                debug!(masters = masters.len(), "scanning every cluster master");
+                for (host, port) in masters {
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let reply = cluster
+                            .route_command(&scan(cursor), conn::to_node(&host, port))
+                            .await
+                            .map_err(|e| classify(context, e))?;
+                        let (next, page): (u64, Vec<String>) = redis::from_owned_redis_value(reply)
+                            .map_err(|e| classify(context, e))?;
+                        keys.extend(page);
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                }
             }
-            cursor = next;
+            Conn::Single(_) | Conn::Sentinel(_) => {
+                let mut conn = self.conn.clone();
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, page): (u64, Vec<String>) = scan(cursor)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| classify(context, e))?;
+                    keys.extend(page);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
         }
         // SCAN may return a key more than once.
         keys.sort_unstable();
@@ -361,7 +598,7 @@ impl Store for RedisStore {
             debug!(found = raw.is_some());
             match raw {
                 None => Ok(None),
-                Some(bytes) => Record::from_json_slice(id.clone(), &bytes).map(Some),
+                Some(bytes) => self.codec.decode_slice(id.clone(), &bytes).map(Some),
             }
         }
         .instrument(span)
@@ -371,7 +608,7 @@ impl Store for RedisStore {
     async fn create(&self, record: &Record) -> Result<()> {
         let span = tracing::debug_span!("redis.create", id = ?record.id);
         async {
-            let json = record.to_json_vec()?;
+            let json = self.codec.encode_vec(record)?;
             let key = self.key(&record.id);
             let mut conn = self.conn.clone();
             let ttl = self.ttl(record.cookie.expires);
@@ -413,7 +650,7 @@ impl Store for RedisStore {
     async fn save(&self, record: &Record) -> Result<WriteOutcome> {
         let span = tracing::debug_span!("redis.save", id = ?record.id);
         async {
-            let json = record.to_json_vec()?;
+            let json = self.codec.encode_vec(record)?;
             let key = self.key(&record.id);
             let ttl = self.ttl(record.cookie.expires);
             if ttl <= 0 {
@@ -501,7 +738,7 @@ impl Store for RedisStore {
             let raw = self.get(id).await?;
             let Some(bytes) = raw else { return Ok(None) };
             let text = String::from_utf8(bytes).map_err(Error::decode)?;
-            let record = Record::from_json(id.clone(), &text)?;
+            let record = self.codec.decode(id.clone(), &text)?;
             Ok(Some((record, Version::new(text))))
         }
         .instrument(span)
@@ -511,7 +748,7 @@ impl Store for RedisStore {
     async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
         let span = tracing::debug_span!("redis.save_if", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode(record)?;
             let ttl = self.ttl(record.cookie.expires);
             let mut conn = self.conn.clone();
             let code: i64 = redis::Script::new(SAVE_IF)

@@ -6,12 +6,52 @@
 use session_core::SessionId;
 use std::net::TcpListener;
 use std::time::Duration;
-use store_redis::RedisStore;
+use store_redis::{RedisStore, RedisStoreBuilder};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-/// `REDIS_URL`, or the local default.
+/// The server of this test binary, by its target name (so
+/// `conformance_cluster.rs` and `conformance_sentinel.rs` run the
+/// `conformance.rs` suite and fixture on their own deployment):
+///
+/// - `conformance_cluster`: `REDIS_CLUSTER_URL`, else the cluster
+///   `cargo xtask servers` starts (`redis+cluster://127.0.0.1:17000/`);
+/// - `conformance_sentinel`: `REDIS_SENTINEL_URL`, else
+///   `redis+sentinel://127.0.0.1:17110/mymaster`;
+/// - every other binary: `REDIS_URL`, else `redis://127.0.0.1:6379`.
+///
+/// Cluster and Sentinel URLs use session-stores' schemes
+/// (`redis+cluster://host:port,…/`, `redis+sentinel://host:port,…/master`).
 pub fn url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    let (var, default) = match env!("CARGO_CRATE_NAME") {
+        "conformance_cluster" => ("REDIS_CLUSTER_URL", "redis+cluster://127.0.0.1:17000/"),
+        "conformance_sentinel" => (
+            "REDIS_SENTINEL_URL",
+            "redis+sentinel://127.0.0.1:17110/mymaster",
+        ),
+        _ => ("REDIS_URL", "redis://127.0.0.1:6379"),
+    };
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// A builder for `url`: one node, or (test-only parsing, no credentials)
+/// `redis+cluster://h:p,h:p/` and `redis+sentinel://h:p,h:p/master`.
+pub fn builder(url: &str) -> RedisStoreBuilder {
+    let hosts = |list: &str| -> Vec<String> {
+        list.split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("redis://{h}"))
+            .collect()
+    };
+    if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        let list = rest.split(['/', '?']).next().unwrap_or_default();
+        RedisStore::cluster_builder(hosts(list))
+    } else if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+        let (list, master) = rest.split_once('/').unwrap_or((rest, ""));
+        let master = master.split(['/', '?']).next().unwrap_or_default();
+        RedisStore::sentinel_builder(hosts(list), master)
+    } else {
+        RedisStore::builder(url)
+    }
 }
 
 /// A prefix no other test uses.
@@ -26,7 +66,7 @@ pub struct Namespaced {
 
 impl Namespaced {
     pub async fn new() -> anyhow::Result<Self> {
-        let store = RedisStore::builder(url())
+        let store = builder(&url())
             .prefix(unique_prefix())
             .connect_timeout(Duration::from_secs(5))
             .connect()
