@@ -6,8 +6,11 @@
 //! | `memory://` | in-process ([`store_memory`]) | `memory` (default) |
 //! | `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` | SQLite file or in-memory | `sqlite` (default) |
 //! | `redis://…`, `rediss://…` | Redis | `redis` |
+//! | `redis+cluster://[user:pass@]host:port,host:port,…/` (`rediss+cluster://` for TLS) | Redis Cluster: some nodes, the rest are discovered | `redis` |
+//! | `redis+sentinel://[user:pass@]host:port,host:port,…/master[/db]` | the master the Sentinels at these addresses know as `master` | `redis` |
 //! | `postgres://…`, `postgresql://…` | PostgreSQL | `postgres` |
 //! | `mongodb://…`, `mongodb+srv://…` | MongoDB | `mongo` |
+//! | `mysql://…`, `mariadb://…` | MySQL / MariaDB | `mysql` |
 //!
 //! Options go in the query string; the store's own options are taken out,
 //! the rest is passed to the driver (server backends) or refused (memory,
@@ -18,13 +21,20 @@
 //! | `ttl` | all | seconds a session lives when its cookie has no expiry | `86400` |
 //! | `capacity` | memory | maximum number of sessions | unbounded |
 //! | `prefix` | redis | key prefix | `sess:` |
-//! | `table` | sqlite, postgres | table name | `Sessions` / `session` |
+//! | `table` | sqlite, postgres, mysql | table name | `Sessions` / `session` / `sessions` |
 //! | `schema` | postgres | schema name | `public` |
 //! | `collection` | mongo | collection name | `sessions` |
 //! | `database` | mongo | database name (else the URL's, else `test`) | URL's |
-//! | `create_schema` | sqlite, postgres, mongo | create table / index on start | `true` |
-//! | `prune_interval` | sqlite, postgres | seconds between expired-row sweeps, `0` = off | `900` |
-//! | `connect_timeout` | redis, postgres, mongo | seconds to wait for the server | `10` |
+//! | `create_schema` | sqlite, postgres, mongo, mysql | create table / index on start | `true` |
+//! | `prune_interval` | sqlite, postgres, mysql | seconds between expired-row sweeps, `0` = off | `900` |
+//! | `connect_timeout` | redis, postgres, mongo, mysql | seconds to wait for the server | `10` |
+//! | `response_timeout` | redis | seconds one command may take | `10` |
+//! | `sentinel_password` | redis+sentinel | password of the Sentinels themselves | none |
+//!
+//! In `redis+cluster` URLs the credentials apply to every node; a host
+//! without a port gets 6379. In `redis+sentinel` URLs the credentials and
+//! the database number apply to the master; a Sentinel without a port gets
+//! 26379.
 //!
 //! An unknown scheme, a backend whose feature is off, an unknown or bad
 //! option is an [`Error::Config`] naming the problem.
@@ -177,11 +187,14 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     match u.scheme.as_str() {
         "memory" => memory(&mut u),
         "sqlite" => sqlite(&mut u).await,
-        "redis" | "rediss" => redis(&mut u).await,
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel" => {
+            redis(&mut u).await
+        }
         "postgres" | "postgresql" => postgres(&mut u).await,
         "mongodb" | "mongodb+srv" => mongo(&mut u).await,
+        "mysql" | "mariadb" => mysql(&mut u).await,
         other => Err(config(format!(
-            "unknown store URL scheme {other:?}; expected memory, sqlite, redis, rediss, postgres, mongodb"
+            "unknown store URL scheme {other:?}; expected memory, sqlite, redis, rediss, redis+cluster, redis+sentinel, postgres, mongodb, mysql"
         ))),
     }
 }
@@ -257,12 +270,170 @@ async fn sqlite(_: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     Err(feature_off("sqlite", "sqlite"))
 }
 
+/// A Redis deployment named by a URL (see the crate docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(dead_code)]
+enum RedisTarget {
+    /// `redis://` / `rediss://`: the URL for the driver.
+    Single(String),
+    /// `redis+cluster://`: one `redis://` URL per node given.
+    Cluster(Vec<String>),
+    /// `redis+sentinel://`: Sentinel URLs, master name, db and credentials.
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+        db: Option<i64>,
+        username: Option<String>,
+        password: Option<String>,
+    },
+}
+
+/// `host:port,host:port` → `host:port` each (`default_port` added where
+/// missing; IPv6 in brackets).
+#[allow(dead_code)]
+fn redis_hosts(list: &str, default_port: u16) -> Result<Vec<String>> {
+    let mut hosts = Vec::new();
+    for h in list.split(',').map(str::trim) {
+        if h.is_empty() {
+            return Err(config(
+                "empty host in a Redis host list (expected host:port,host:port)",
+            ));
+        }
+        if h.contains(['/', '@', '?', '#']) {
+            return Err(config(format!("bad host {h:?} in a Redis host list")));
+        }
+        let has_port = match h.rfind(']') {
+            Some(end) => h[end..].contains(':'),
+            None => h.contains(':'),
+        };
+        hosts.push(if has_port {
+            h.to_owned()
+        } else {
+            format!("{h}:{default_port}")
+        });
+    }
+    Ok(hosts)
+}
+
+/// Takes the deployment out of a Redis URL (and its `sentinel_password`).
+/// Credentials are never echoed in errors.
+#[allow(dead_code)]
+fn redis_target(u: &mut StoreUrl) -> Result<RedisTarget> {
+    let scheme = u.scheme.clone();
+    if !scheme.contains('+') {
+        return Ok(RedisTarget::Single(u.driver_url()));
+    }
+    let prefix = format!("{scheme}://");
+    let rest = match u.base.get(..prefix.len()) {
+        Some(p) if p.eq_ignore_ascii_case(&prefix) => u.base[prefix.len()..].to_owned(),
+        _ => return Err(config(format!("a {scheme} URL starts with {prefix}"))),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (userinfo, rest) = match rest[..authority_end].rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest.as_str()),
+    };
+    let (list, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| config("a part of the Redis URL is not valid UTF-8 once decoded"))
+    };
+    match scheme.as_str() {
+        "redis+cluster" | "rediss+cluster" => {
+            if !path.is_empty() {
+                return Err(config(
+                    "a redis+cluster URL has no path: a cluster has only database 0",
+                ));
+            }
+            let node_scheme = scheme.trim_end_matches("+cluster");
+            let auth = userinfo.map(|i| format!("{i}@")).unwrap_or_default();
+            let nodes = redis_hosts(list, 6379)?
+                .into_iter()
+                .map(|h| format!("{node_scheme}://{auth}{h}"))
+                .collect();
+            Ok(RedisTarget::Cluster(nodes))
+        }
+        "redis+sentinel" => {
+            let (master, db) = path.split_once('/').unwrap_or((path, ""));
+            if master.is_empty() {
+                return Err(config(
+                    "a redis+sentinel URL needs the master's name: redis+sentinel://host:26379,…/mymaster",
+                ));
+            }
+            let db = match db.trim_end_matches('/') {
+                "" => None,
+                d => Some(d.parse::<i64>().map_err(|_| {
+                    config(format!(
+                        "database {d:?} in the redis+sentinel URL is not a number"
+                    ))
+                })?),
+            };
+            let (username, password) = match userinfo.map(|i| i.split_once(':').unwrap_or(("", i)))
+            {
+                None => (None, None),
+                Some((user, pass)) => (
+                    Some(decode(user)?).filter(|u| !u.is_empty()),
+                    Some(decode(pass)?),
+                ),
+            };
+            let auth = match u.take("sentinel_password") {
+                Some(p) => format!(
+                    ":{}@",
+                    percent_encoding::utf8_percent_encode(&p, percent_encoding::NON_ALPHANUMERIC)
+                ),
+                None => String::new(),
+            };
+            let sentinels = redis_hosts(list, 26379)?
+                .into_iter()
+                .map(|h| format!("redis://{auth}{h}"))
+                .collect();
+            Ok(RedisTarget::Sentinel {
+                sentinels,
+                master: decode(master)?,
+                db,
+                username,
+                password,
+            })
+        }
+        other => Err(config(format!("unknown Redis URL scheme {other:?}"))),
+    }
+}
+
 #[cfg(feature = "redis")]
 async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let ttl = u.take_secs("ttl")?;
     let prefix = u.take("prefix");
     let timeout = u.take_secs("connect_timeout")?;
-    let mut b = store_redis::RedisStore::builder(u.driver_url());
+    let response = u.take_secs("response_timeout")?;
+    let mut b = match redis_target(u)? {
+        RedisTarget::Single(url) => store_redis::RedisStore::builder(url),
+        RedisTarget::Cluster(nodes) => {
+            u.finish()?;
+            store_redis::RedisStore::cluster_builder(nodes)
+        }
+        RedisTarget::Sentinel {
+            sentinels,
+            master,
+            db,
+            username,
+            password,
+        } => {
+            u.finish()?;
+            let mut b = store_redis::RedisStore::sentinel_builder(sentinels, master);
+            if let Some(db) = db {
+                b = b.master_db(db);
+            }
+            if let Some(p) = password {
+                b = b.master_auth(username, p);
+            }
+            b
+        }
+    };
+    if let Some(t) = response {
+        b = b.response_timeout(t);
+    }
     if let Some(ttl) = ttl {
         b = b.default_ttl(ttl);
     }
@@ -340,6 +511,34 @@ async fn mongo(_: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     Err(feature_off("mongodb", "mongo"))
 }
 
+#[cfg(feature = "mysql")]
+async fn mysql(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
+    let ttl = u.take_secs("ttl")?;
+    let table = u.take("table");
+    let create = u.take_bool("create_schema", true)?;
+    let prune = u.take_secs("prune_interval")?;
+    let timeout = u.take_secs("connect_timeout")?;
+    let mut b = store_mysql::MySqlStore::builder(u.driver_url()).create_schema(create);
+    if let Some(ttl) = ttl {
+        b = b.default_ttl(ttl);
+    }
+    if let Some(t) = table {
+        b = b.table(t);
+    }
+    if let Some(p) = prune {
+        b = b.prune_interval((!p.is_zero()).then_some(p));
+    }
+    if let Some(t) = timeout {
+        b = b.connect_timeout(t);
+    }
+    Ok(Arc::new(b.connect().await?))
+}
+
+#[cfg(not(feature = "mysql"))]
+async fn mysql(_: &mut StoreUrl) -> Result<Arc<dyn Store>> {
+    Err(feature_off("mysql", "mysql"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +564,95 @@ mod tests {
         let mut u = StoreUrl::parse("memory://?ttl=soon&create_schema=maybe")?;
         assert!(u.take_secs("ttl").is_err());
         assert!(u.take_bool("create_schema", true).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn redis_cluster_urls_list_their_nodes() -> Result<()> {
+        let mut u = StoreUrl::parse("redis+cluster://127.0.0.1:7000,127.0.0.1:7001/?prefix=a")?;
+        assert_eq!(
+            redis_target(&mut u)?,
+            RedisTarget::Cluster(vec![
+                "redis://127.0.0.1:7000".into(),
+                "redis://127.0.0.1:7001".into()
+            ])
+        );
+        // Credentials go to every node; a missing port is 6379; IPv6 in brackets.
+        let mut u = StoreUrl::parse("rediss+cluster://u:p%40ss@a,[::1]:7001,[::2]")?;
+        assert_eq!(
+            redis_target(&mut u)?,
+            RedisTarget::Cluster(vec![
+                "rediss://u:p%40ss@a:6379".into(),
+                "rediss://u:p%40ss@[::1]:7001".into(),
+                "rediss://u:p%40ss@[::2]:6379".into()
+            ])
+        );
+        for bad in [
+            "redis+cluster://a:1,,b:2/",
+            "redis+cluster://a:1/3",
+            "redis+cluster://",
+            "redis+cluster:a:1",
+        ] {
+            let mut u = StoreUrl::parse(bad)?;
+            assert!(redis_target(&mut u).is_err(), "{bad}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn redis_sentinel_urls_name_sentinels_master_and_db() -> Result<()> {
+        let mut u =
+            StoreUrl::parse("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster?ttl=60")?;
+        assert_eq!(
+            redis_target(&mut u)?,
+            RedisTarget::Sentinel {
+                sentinels: vec![
+                    "redis://127.0.0.1:26379".into(),
+                    "redis://127.0.0.1:26380".into()
+                ],
+                master: "mymaster".into(),
+                db: None,
+                username: None,
+                password: None,
+            }
+        );
+        // Credentials and db are the master's; sentinel_password the Sentinels'.
+        let mut u = StoreUrl::parse(
+            "redis+sentinel://app:s%3Acret@s1,s2:5000/main/2?sentinel_password=x%2By",
+        )?;
+        assert_eq!(
+            redis_target(&mut u)?,
+            RedisTarget::Sentinel {
+                sentinels: vec![
+                    "redis://:x%2By@s1:26379".into(),
+                    "redis://:x%2By@s2:5000".into()
+                ],
+                master: "main".into(),
+                db: Some(2),
+                username: Some("app".into()),
+                password: Some("s:cret".into()),
+            }
+        );
+        let mut u = StoreUrl::parse("redis+sentinel://:pw@s1/m")?;
+        assert!(matches!(
+            redis_target(&mut u)?,
+            RedisTarget::Sentinel { username: None, password: Some(p), .. } if p == "pw"
+        ));
+        for bad in [
+            "redis+sentinel://s1:26379",
+            "redis+sentinel://s1:26379/",
+            "redis+sentinel://s1/m/zero",
+            "redis+sentinel://s1,/m",
+        ] {
+            let mut u = StoreUrl::parse(bad)?;
+            assert!(redis_target(&mut u).is_err(), "{bad}");
+        }
+        // Plain redis:// is untouched (options left for the driver).
+        let mut u = StoreUrl::parse("redis://h:1/2?protocol=resp3")?;
+        assert_eq!(
+            redis_target(&mut u)?,
+            RedisTarget::Single("redis://h:1/2?protocol=resp3".into())
+        );
         Ok(())
     }
 

@@ -97,6 +97,37 @@ async fn server_urls_give_working_stores() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A MySQL / MariaDB URL (`MYSQL_URL`), with store options in the query;
+/// `mariadb://` is the same backend.
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mysql_urls_give_working_stores() -> anyhow::Result<()> {
+    let base = std::env::var("MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let tag = SessionId::generate().as_str()[..8]
+        .to_ascii_lowercase()
+        .replace('-', "_");
+    let url = format!("{base}{sep}table=stores_{tag}&ttl=60&prune_interval=0&connect_timeout=5");
+    let store = session_stores::connect(&url).await?;
+    let r = Record::new(SessionId::generate());
+    store.create(&r).await?;
+    assert!(store.load(&r.id).await?.is_some(), "{url}");
+    // The same table through the other scheme.
+    let other = session_stores::connect(&url.replacen("mysql://", "mariadb://", 1)).await?;
+    assert!(other.load(&r.id).await?.is_some(), "mariadb://");
+    store.clear().await?;
+    for bad in [
+        format!("{base}{sep}table="),
+        format!("{base}{sep}prune_interval=soon"),
+        format!("{base}{sep}ttl=-5"),
+    ] {
+        let err = session_stores::connect(&bad).await.err().expect("refused");
+        assert!(matches!(err, Error::Config(_)), "{bad}: {err:?}");
+    }
+    Ok(())
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn bad_server_option_values_are_refused() {
