@@ -36,15 +36,18 @@ enum Backend {
     Redis,
     Postgres,
     Mongo,
+    /// MySQL / MariaDB.
+    Mysql,
 }
 
 impl Backend {
-    const ALL: [Backend; 5] = [
+    const ALL: [Backend; 6] = [
         Backend::Memory,
         Backend::Sqlite,
         Backend::Redis,
         Backend::Postgres,
         Backend::Mongo,
+        Backend::Mysql,
     ];
 
     fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Backend {
             Backend::Redis => "redis",
             Backend::Postgres => "postgres",
             Backend::Mongo => "mongo",
+            Backend::Mysql => "mysql",
         }
     }
 
@@ -66,7 +70,7 @@ impl Backend {
             .into_iter()
             .find(|b| b.name() == s)
             .with_context(|| {
-                format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo")
+                format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo mysql")
             })
     }
 }
@@ -300,6 +304,7 @@ fn demo_store_url(b: Backend, servers: &mut Servers) -> Result<Option<String>> {
         (Backend::Redis, Some((_, url, _))) => Some(join(&url, "prefix=demo-browser:")),
         (Backend::Postgres, Some((_, url, _))) => Some(join(&url, "table=demo_browser_session")),
         (Backend::Mongo, Some((_, url, _))) => Some(join(&url, "collection=demo_browser_sessions")),
+        (Backend::Mysql, Some((_, url, _))) => Some(join(&url, "table=demo_browser_sessions")),
         (_, None) => bail!("no server for {}", b.name()),
     })
 }
@@ -389,6 +394,7 @@ mod tests {
     #[test]
     fn backend_names_parse() {
         assert_eq!(Backend::parse("redis").ok(), Some(Backend::Redis));
+        assert_eq!(Backend::parse("mysql").ok(), Some(Backend::Mysql));
         assert!(Backend::parse("oracle").is_err());
     }
 }

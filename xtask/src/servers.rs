@@ -1,13 +1,17 @@
 //! Finds or starts the database servers the store tests need.
 //!
 //! For each backend, in order: a URL from the environment (`REDIS_URL`,
-//! `DATABASE_URL`, `MONGODB_URL`); a server already listening on its usual
+//! `DATABASE_URL`, `MONGODB_URL`, `MYSQL_URL`); a server already listening on its usual
 //! port on 127.0.0.1; a local binary started in a temporary directory
 //! (`redis-server`; PostgreSQL's `initdb`/`pg_ctl` as a non-root user; the
 //! MongoDB wire-compatible test server `SecantusDB` from PyPI in a venv
 //! under `target/`). Servers started here are stopped when xtask exits.
 //! (A container through a Docker engine would come last; no engine answers
 //! on this project's machines, so it is reported rather than attempted.)
+//!
+//! MySQL / MariaDB is not started here: it must listen on 127.0.0.1:3306
+//! (`.ci/run` starts the machine's MariaDB when it is down) or `MYSQL_URL`
+//! must name a server; otherwise the error says so.
 
 use crate::Backend;
 use anyhow::{bail, Context, Result};
@@ -65,6 +69,7 @@ impl Servers {
             Backend::Redis => "REDIS_URL",
             Backend::Postgres => "DATABASE_URL",
             Backend::Mongo => "MONGODB_URL",
+            Backend::Mysql => "MYSQL_URL",
         };
         if let Some(found) = self.found.get(var) {
             return Ok(Some(found.clone()));
@@ -93,6 +98,7 @@ impl Servers {
             Backend::Redis => (6379, "redis://127.0.0.1:6379"),
             Backend::Postgres => (5432, "postgres://postgres@127.0.0.1:5432/test"),
             Backend::Mongo => (27017, "mongodb://127.0.0.1:27017"),
+            Backend::Mysql => (3306, "mysql://root@127.0.0.1:3306/test"),
             Backend::Memory | Backend::Sqlite => bail!("embedded backend"),
         };
         if listening(port) {
@@ -105,6 +111,11 @@ impl Servers {
             Backend::Redis => self.start_redis(),
             Backend::Postgres => self.start_postgres(),
             Backend::Mongo => self.start_mongo(),
+            Backend::Mysql => bail!(
+                "no MySQL / MariaDB server: $MYSQL_URL is not set and nothing listens on \
+                 127.0.0.1:3306; start the machine's MariaDB (`service mariadb start`, as \
+                 .ci/run does) or set MYSQL_URL=mysql://USER[:PASSWORD]@HOST:PORT/DATABASE"
+            ),
             Backend::Memory | Backend::Sqlite => bail!("embedded backend"),
         };
         match started {
@@ -371,6 +382,7 @@ impl Private {
                 )
             }
             Backend::Memory | Backend::Sqlite => bail!("{} has no server", backend.name()),
+            Backend::Mysql => bail!("the fault tests do not start a private MySQL server yet"),
         };
         let mut p = Private {
             backend,
