@@ -11,6 +11,8 @@
 //   DATABASE_URL for postgres  (postgres://postgres@127.0.0.1:5432/test)
 //   MONGODB_URL  for mongo     (mongodb://127.0.0.1:27017)
 //   MONGODB_DB   database name for mongo (default: interop)
+//   MONGO_CRYPTO_SECRET  for mongo: encrypt sessions with connect-mongo's
+//                createWebCryptoAdapter({ secret }) (default: no encryption)
 //   SQLITE_PATH  for sqlite    (a file path)
 //   SQLITE_CLEANUP_MS  connect-session-sequelize's checkExpirationInterval (default 15 min)
 //   SECRETS      comma-separated; the first signs, all verify (required)
@@ -56,12 +58,14 @@ async function makeStore(kind) {
     }
     case 'mongo': {
       // connect-mongo 6: named export `MongoStore` (`.create`), mongodb 7.
-      const { MongoStore } = require('connect-mongo');
+      const { MongoStore, createWebCryptoAdapter } = require('connect-mongo');
+      const secret = process.env.MONGO_CRYPTO_SECRET;
       const store = MongoStore.create({
         mongoUrl: env('MONGODB_URL', 'mongodb://127.0.0.1:27017'),
         dbName: env('MONGODB_DB', 'interop'),
         // Defaults otherwise: collection `sessions`, `session` stored as a
         // JSON string (stringify: true), TTL index on `expires`.
+        ...(secret ? { cryptoAdapter: createWebCryptoAdapter({ secret }) } : {}),
       });
       return { store, close: () => store.close() };
     }

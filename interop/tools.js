@@ -7,6 +7,9 @@
 //       drops database NAME (connected through URL's database)
 //   node tools.js mongo-drop URL DB
 //       drops database DB
+//   node tools.js mongo-sealed URL DB
+//       prints how many session documents DB holds, failing if any of
+//       them keeps its session in clear (not an encrypted string)
 
 async function pgDatabase(url, name, tz) {
   if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad database name ${name}`);
@@ -51,11 +54,30 @@ async function mongoDrop(url, db) {
   }
 }
 
+async function mongoSealed(url, db) {
+  const { MongoClient } = require('mongodb');
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 10000 });
+  await client.connect();
+  try {
+    const docs = await client.db(db).collection('sessions').find({}).toArray();
+    const clear = docs.filter((d) => typeof d.session !== 'string' || d.session.trimStart().startsWith('{'));
+    if (clear.length > 0) throw new Error(`${clear.length} of ${docs.length} sessions stored in clear`);
+    console.log(docs.length);
+  } finally {
+    await client.close();
+  }
+}
+
 const [cmd, ...args] = process.argv.slice(2);
-const commands = { 'pg-database': [pgDatabase, 3], 'pg-drop': [pgDrop, 2], 'mongo-drop': [mongoDrop, 2] };
+const commands = {
+  'pg-database': [pgDatabase, 3],
+  'pg-drop': [pgDrop, 2],
+  'mongo-drop': [mongoDrop, 2],
+  'mongo-sealed': [mongoSealed, 2],
+};
 const entry = commands[cmd];
 if (!entry || args.length !== entry[1]) {
-  console.error('usage: node tools.js pg-database URL NAME TIMEZONE | pg-drop URL NAME | mongo-drop URL DB');
+  console.error('usage: node tools.js pg-database URL NAME TIMEZONE | pg-drop URL NAME | mongo-drop URL DB | mongo-sealed URL DB');
   process.exit(2);
 }
 entry[0](...args).catch((err) => {

@@ -57,15 +57,18 @@ enum Target {
     /// PostgreSQL in a database whose default TimeZone is this zone.
     Postgres(&'static str, &'static str),
     Mongo,
+    /// MongoDB with sessions encrypted in connect-mongo's WebCrypto format.
+    MongoEncrypted,
     Sqlite,
 }
 
-const TARGETS: [Target; 6] = [
+const TARGETS: [Target; 7] = [
     Target::Redis,
     Target::Postgres("interop_utc", "UTC"),
     Target::Postgres("interop_tz_west", "America/Los_Angeles"),
     Target::Postgres("interop_tz_east", "Pacific/Kiritimati"),
     Target::Mongo,
+    Target::MongoEncrypted,
     Target::Sqlite,
 ];
 
@@ -74,7 +77,7 @@ impl Target {
         match self {
             Target::Redis => "redis",
             Target::Postgres(..) => "postgres",
-            Target::Mongo => "mongo",
+            Target::Mongo | Target::MongoEncrypted => "mongo",
             Target::Sqlite => "sqlite",
         }
     }
@@ -82,6 +85,7 @@ impl Target {
     fn label(self) -> String {
         match self {
             Target::Postgres(_, tz) => format!("postgres TZ={tz}"),
+            Target::MongoEncrypted => "mongo encrypted (WebCrypto)".to_owned(),
             other => other.store().to_owned(),
         }
     }
@@ -89,6 +93,7 @@ impl Target {
     fn slug(self) -> String {
         match self {
             Target::Postgres(db, _) => db.replace('_', "-"),
+            Target::MongoEncrypted => "mongo-encrypted".to_owned(),
             other => other.store().to_owned(),
         }
     }
@@ -414,9 +419,17 @@ fn store_env(
             // `expire` in the zone of the Node app's connections.
             vars.push(("PG_TIME_ZONE", tz.to_owned()));
         }
-        Target::Mongo => {
+        Target::Mongo | Target::MongoEncrypted => {
             let base = url(servers, Backend::Mongo)?;
-            let db = format!("interop_{pid}");
+            let db = match target {
+                Target::MongoEncrypted => format!("interop_enc_{pid}"),
+                _ => format!("interop_{pid}"),
+            };
+            if target == Target::MongoEncrypted {
+                // Both apps derive the AES key from this secret as
+                // connect-mongo's createWebCryptoAdapter({ secret }) does.
+                vars.push(("MONGO_CRYPTO_SECRET", format!("interop-crypto-{pid}")));
+            }
             node.tool(&["mongo-drop", &base, &db])?;
             env.cleanup
                 .push(vec!["mongo-drop".into(), base.clone(), db.clone()]);
@@ -632,6 +645,25 @@ fn run_target(
             }
         );
         results.push(outcome);
+    }
+    if target == Target::MongoEncrypted {
+        // The cases pass whether or not anything is encrypted: check that
+        // every session both apps wrote is sealed at rest.
+        let var = |name| {
+            env.vars
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+                .with_context(|| format!("{name} not set"))
+        };
+        let sealed = node
+            .tool(&["mongo-sealed", &var("MONGODB_URL")?, &var("MONGODB_DB")?])
+            .context("sessions encrypted at rest")?;
+        eprintln!(
+            "xtask: {}: {} sessions in the collection, all encrypted",
+            target.label(),
+            sealed.trim()
+        );
     }
     Ok(results)
 }

@@ -74,13 +74,16 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
             // `false` leaves the TTL index to the Node app (connect-mongo
             // creates it on start).
             let create_indexes = env("MONGODB_CREATE_INDEXES").as_deref() != Some("false");
-            Arc::new(
-                store_mongo::MongoStore::builder(url)
-                    .database(db)
-                    .create_indexes(create_indexes)
-                    .connect()
-                    .await?,
-            )
+            let mut builder = store_mongo::MongoStore::builder(url)
+                .database(db)
+                .create_indexes(create_indexes);
+            // The key connect-mongo's createWebCryptoAdapter({ secret }) derives.
+            if let Some(secret) = env("MONGO_CRYPTO_SECRET") {
+                use session_core::encryption::{Encryption, Key};
+                builder =
+                    builder.encryption(Encryption::new([Key::connect_mongo_webcrypto(&secret)?])?);
+            }
+            Arc::new(builder.connect().await?)
         }
         #[cfg(feature = "sqlite")]
         "sqlite" => {
