@@ -6,6 +6,7 @@ mod common;
 use async_trait::async_trait;
 use common::Namespaced;
 use session_conformance::Fixture;
+use session_core::encryption::Codec;
 use session_core::time::{self, Timestamp};
 use session_core::{SessionId, Store};
 use std::sync::Arc;
@@ -61,6 +62,10 @@ impl Fixture for Namespaced {
             Some(_) if pttl < 0 => anyhow::bail!("key {key} has no TTL (PTTL {pttl})"),
             Some(v) => Some((v, time::from_millis(now.timestamp_millis() + pttl))),
         })
+    }
+
+    fn with_codec(&self, codec: Codec) -> Option<Arc<dyn Store>> {
+        Some(Arc::new(self.store.clone().with_codec(codec)))
     }
 }
 
