@@ -25,6 +25,7 @@ pub mod encryption;
 mod error;
 mod hashed;
 mod id;
+pub mod meta;
 #[cfg(feature = "pruner")]
 pub mod pruner;
 mod record;
@@ -35,6 +36,7 @@ pub mod time;
 pub use error::{Error, Result};
 pub use hashed::HashedIds;
 pub use id::{InvalidId, SessionId};
+pub use meta::{SessionMeta, META_KEY};
 pub use record::{CookieMeta, Priority, Record, SameSite};
 pub use signing::{Secret, Signer, Verified};
 pub use store::{Capabilities, CasOutcome, Store, Version, WriteOutcome, DEFAULT_TTL};

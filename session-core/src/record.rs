@@ -318,6 +318,34 @@ impl Record {
         })
     }
 
+    /// The session's [`SessionMeta`](crate::SessionMeta), stored under the
+    /// reserved key [`META_KEY`](crate::META_KEY) of `data`; `None` when the
+    /// record has none (every record written by express-session, and every
+    /// one that needed no metadata). A `"__meta"` value that is not valid
+    /// metadata is an [`Error::Decode`].
+    pub fn meta(&self) -> Result<Option<crate::SessionMeta>> {
+        self.data
+            .get(crate::META_KEY)
+            .map(|v| crate::SessionMeta::deserialize(v).map_err(Error::decode))
+            .transpose()
+    }
+
+    /// Stores `meta` under [`META_KEY`](crate::META_KEY) of `data` (in place
+    /// when the key exists, else last); `None` removes the key, so the record
+    /// is again exactly what express-session would write.
+    pub fn set_meta(&mut self, meta: Option<&crate::SessionMeta>) -> Result<()> {
+        match meta {
+            Some(m) => {
+                let value = serde_json::to_value(m).map_err(|e| Error::Encode(e.into()))?;
+                self.data.insert(crate::META_KEY.to_owned(), value);
+            }
+            None => {
+                self.data.shift_remove(crate::META_KEY);
+            }
+        }
+        Ok(())
+    }
+
     /// When the store should forget this record: `cookie.expires` when set,
     /// otherwise `now + default_ttl` (connect-redis's `ttl`, one day by default).
     pub fn store_expiry(&self, default_ttl: Duration, now: Timestamp) -> Timestamp {

@@ -105,6 +105,76 @@ pub enum TokenHeader {
     Named(String),
 }
 
+/// An idle timeout and an absolute lifetime for sessions (OWASP's session
+/// timeouts), configured on the layer with
+/// [`SessionConfigBuilder::expiry_policy`] and overridable per session with
+/// [`Session::set_expiry_policy`](crate::Session::set_expiry_policy)
+/// (e.g. "remember me").
+///
+/// A session with a policy expires at the earlier of `last request + idle`
+/// and `created + absolute`: that instant is its cookie's `Expires` and its
+/// store expiry, so every store enforces it with its own TTL. The policy is
+/// stored with the session (its [`SessionMeta`](session_core::SessionMeta)),
+/// so later requests do not reset it, and a session found past its absolute
+/// deadline is destroyed and replaced by a new one even if the store still
+/// has it.
+///
+/// ```
+/// use session_tower::ExpiryPolicy;
+/// use std::time::Duration;
+/// let policy = ExpiryPolicy::new()
+///     .idle(Duration::from_secs(30 * 60))
+///     .absolute(Duration::from_secs(12 * 3600));
+/// assert_eq!(policy.idle_timeout(), Some(Duration::from_secs(1800)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExpiryPolicy {
+    idle: Option<Duration>,
+    absolute: Option<Duration>,
+}
+
+impl ExpiryPolicy {
+    /// No timeout yet; add [`idle`](Self::idle) and/or [`absolute`](Self::absolute).
+    pub fn new() -> Self {
+        ExpiryPolicy::default()
+    }
+
+    /// The session expires this long after its last request (rounded down
+    /// to whole seconds, at least one). As with `max_age`, the browser's
+    /// cookie slides only when it is re-sent: use
+    /// [`rolling`](SessionConfigBuilder::rolling) for that.
+    pub fn idle(mut self, idle: Duration) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
+    /// The session expires this long after it was created, however active.
+    pub fn absolute(mut self, absolute: Duration) -> Self {
+        self.absolute = Some(absolute);
+        self
+    }
+
+    /// The idle timeout, if any.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle
+    }
+
+    /// The absolute lifetime, if any.
+    pub fn absolute_lifetime(&self) -> Option<Duration> {
+        self.absolute
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.idle.is_some_and(|d| d.as_secs() == 0) {
+            return Err(config_error("the idle timeout must be at least one second"));
+        }
+        if self.absolute.is_some_and(|d| d.is_zero()) {
+            return Err(config_error("the absolute lifetime must not be zero"));
+        }
+        Ok(())
+    }
+}
+
 /// The header names resolved from [`Transport`] and [`TokenHeader`].
 #[derive(Debug, Clone)]
 pub(crate) struct HeaderSpec {
@@ -155,6 +225,8 @@ pub struct SessionConfig {
     pub(crate) conflict_status: StatusCode,
     pub(crate) transport: Transport,
     pub(crate) header: HeaderSpec,
+    pub(crate) expiry_policy: Option<ExpiryPolicy>,
+    pub(crate) track_client: bool,
 }
 
 /// The default [`SessionConfigBuilder::max_session_size`]: 1 MiB of encoded JSON.
@@ -188,6 +260,8 @@ impl fmt::Debug for SessionConfig {
             .field("max_session_size", &self.max_session_size)
             .field("transport", &self.transport)
             .field("header", &self.header)
+            .field("expiry_policy", &self.expiry_policy)
+            .field("track_client", &self.track_client)
             .finish_non_exhaustive()
     }
 }
@@ -227,6 +301,8 @@ impl SessionConfig {
             transport: Transport::Cookie,
             token_header: TokenHeader::Bearer,
             token_response_header: DEFAULT_TOKEN_RESPONSE_HEADER.to_owned(),
+            expiry_policy: None,
+            track_client: false,
         }
     }
 
@@ -312,6 +388,8 @@ pub struct SessionConfigBuilder {
     transport: Transport,
     token_header: TokenHeader,
     token_response_header: String,
+    expiry_policy: Option<ExpiryPolicy>,
+    track_client: bool,
 }
 
 impl fmt::Debug for SessionConfigBuilder {
@@ -591,6 +669,39 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// The idle timeout and absolute lifetime of new sessions (default none:
+    /// sessions expire as `max_age` says, as in express-session). See
+    /// [`ExpiryPolicy`]. On a session with a policy the policy decides the
+    /// expiry, so `max_age`/`expires` cannot be combined with it.
+    ///
+    /// Sessions stored before the policy was configured get it (counted
+    /// from then, their creation time being unknown) the next time they are
+    /// saved; a session without any metadata is never rewritten just to add it.
+    ///
+    /// Node services sharing the store do not know the policy: a request they
+    /// serve resets the cookie expiry to `now + idle` (the policy's idle
+    /// timeout is stored as `originalMaxAge`), and this middleware still
+    /// destroys the session at its absolute deadline.
+    pub fn expiry_policy(mut self, policy: ExpiryPolicy) -> Self {
+        self.expiry_policy = Some(policy);
+        self
+    }
+
+    /// Record the `User-Agent` and client address of the request that
+    /// creates a session in its [`SessionMeta`](session_core::SessionMeta)
+    /// (default off), for an "your active sessions" page. The address is
+    /// the [`ClientIp`](crate::ClientIp) request extension when the app
+    /// inserts one, else (with [`proxy`](Self::proxy) `Some(true)`) the
+    /// first `X-Forwarded-For` value, else none. The user agent is cut to
+    /// 256 bytes.
+    ///
+    /// Privacy: both are personal data; store them only when you show them
+    /// to their owner, and say so in your privacy notice.
+    pub fn track_client(mut self, on: bool) -> Self {
+        self.track_client = on;
+        self
+    }
+
     /// The response header that hands out new tokens with
     /// [`TokenHeader::Bearer`] (default `X-Session-Token`). A
     /// [`TokenHeader::Named`] header answers in its own name.
@@ -687,6 +798,21 @@ impl SessionConfigBuilder {
                 ));
             }
         }
+        if let Some(policy) = &self.expiry_policy {
+            policy.check()?;
+            if self.expiry != Expiry::Browser {
+                return Err(config_error(
+                    "expiry_policy decides the session lifetime: do not combine it with max_age or expires",
+                ));
+            }
+            if let (Some(t), Some(idle)) = (self.touch_after, policy.idle) {
+                if t >= idle {
+                    return Err(config_error(
+                        "touch_after must be shorter than the idle timeout",
+                    ));
+                }
+            }
+        }
         if let Expiry::At(t) = self.expiry {
             if t <= time::now() {
                 return Err(config_error("cookie expires is in the past"));
@@ -717,6 +843,10 @@ impl SessionConfigBuilder {
             conflict_status: self.conflict_status,
             transport: self.transport,
             header,
+            expiry_policy: self
+                .expiry_policy
+                .filter(|p| p.idle.is_some() || p.absolute.is_some()),
+            track_client: self.track_client,
         })
     }
 }

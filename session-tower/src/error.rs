@@ -19,7 +19,7 @@ pub struct SessionError {
 enum Kind {
     Store(session_core::Error),
     Value(serde_json::Error),
-    ReservedKey,
+    ReservedKey(&'static str),
     InvalidCookie(&'static str),
     TooLarge { size: usize, limit: usize },
     Conflict,
@@ -46,8 +46,12 @@ impl SessionError {
         Self::internal(Kind::Value(err))
     }
 
-    pub(crate) fn reserved_key() -> Self {
-        Self::internal(Kind::ReservedKey)
+    pub(crate) fn reserved_key(key: &str) -> Self {
+        Self::internal(Kind::ReservedKey(if key == "cookie" {
+            "cookie"
+        } else {
+            session_core::META_KEY
+        }))
     }
 
     pub(crate) fn invalid_cookie(what: &'static str) -> Self {
@@ -108,7 +112,7 @@ impl fmt::Display for SessionError {
         match &self.kind {
             Kind::Store(_) => f.write_str("session store failed"),
             Kind::Value(_) => f.write_str("session value could not be converted from or to JSON"),
-            Kind::ReservedKey => f.write_str("the session key \"cookie\" is reserved"),
+            Kind::ReservedKey(key) => write!(f, "the session key {key:?} is reserved"),
             Kind::InvalidCookie(what) => write!(f, "invalid session cookie setting: {what}"),
             Kind::TooLarge { size, limit } => write!(
                 f,

@@ -9,11 +9,12 @@ mod service;
 mod session;
 
 pub use config::{
-    SameSitePolicy, SecurePolicy, SessionConfig, SessionConfigBuilder, TokenHeader, Transport,
-    UnsetPolicy, DEFAULT_MAX_SESSION_SIZE, DEFAULT_TOKEN_RESPONSE_HEADER, MIN_MAX_SESSION_SIZE,
+    ExpiryPolicy, SameSitePolicy, SecurePolicy, SessionConfig, SessionConfigBuilder, TokenHeader,
+    Transport, UnsetPolicy, DEFAULT_MAX_SESSION_SIZE, DEFAULT_TOKEN_RESPONSE_HEADER,
+    MIN_MAX_SESSION_SIZE,
 };
 pub use error::{MissingSession, SessionError};
-pub use service::{SecureConnection, SessionLayer, SessionService};
+pub use service::{ClientIp, SecureConnection, SessionLayer, SessionService};
 pub use session::Session;
 
 /// Internals exposed for the fuzz targets and their corpus-replay tests, so
@@ -25,7 +26,8 @@ pub mod fuzzing {
 
 #[doc(inline)]
 pub use session_core::{
-    time, CookieMeta, Error, Priority, Record, SameSite, SessionId, Store, WriteOutcome,
+    time, CookieMeta, Error, Priority, Record, SameSite, SessionId, SessionMeta, Store,
+    WriteOutcome, META_KEY,
 };
 
 /// The code blocks of the workspace README, compiled as doctests.

@@ -3,7 +3,7 @@
 use crate::config::SessionConfig;
 use crate::cookie::{self, SessionCookie};
 use crate::error::{decorate, opaque_parts, MissingSession};
-use crate::session::{Handle, Session, Source, State, Via};
+use crate::session::{Client, Handle, Session, Source, State, Via};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::header::SET_COOKIE;
 use http::uri::Scheme;
@@ -25,6 +25,50 @@ use tower_service::Service;
 /// cookies and the `Auto` policies.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SecureConnection;
+
+/// Insert this into a request's extensions to tell the middleware the
+/// client's address, for [`track_client`](crate::SessionConfigBuilder::track_client)
+/// (tower itself does not know the peer). With axum, from `ConnectInfo`:
+///
+/// ```ignore
+/// async fn client_ip(ConnectInfo(addr): ConnectInfo<SocketAddr>, mut req: Request, next: Next) -> Response {
+///     req.extensions_mut().insert(ClientIp(addr.ip()));
+///     next.run(req).await
+/// }
+/// // router.layer(session_layer).layer(middleware::from_fn(client_ip))
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+/// Most bytes of a `User-Agent` kept by `track_client`.
+const MAX_USER_AGENT: usize = 256;
+
+/// The `User-Agent` and address of a request, for `track_client`.
+fn client_of<B>(req: &Request<B>, proxy: Option<bool>) -> Client {
+    let user_agent = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| {
+            let mut end = ua.len().min(MAX_USER_AGENT);
+            while !ua.is_char_boundary(end) {
+                end -= 1;
+            }
+            ua[..end].to_owned()
+        });
+    let ip = match req.extensions().get::<ClientIp>() {
+        Some(ClientIp(ip)) => Some(ip.to_string()),
+        None if proxy == Some(true) => req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+            .map(|ip| ip.to_string()),
+        None => None,
+    };
+    Client { user_agent, ip }
+}
 
 /// Most ids remembered for `touch_after`; past it the oldest half is dropped
 /// (which only costs extra touches).
@@ -213,6 +257,10 @@ impl Shared {
             source,
             via,
             request_secure: is_secure(req, self.config.proxy),
+            client: self
+                .config
+                .track_client
+                .then(|| client_of(req, self.config.proxy)),
             state: tokio::sync::Mutex::new(state),
         }
     }

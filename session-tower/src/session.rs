@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use session_core::time::{self, Timestamp};
-use session_core::{CasOutcome, CookieMeta, Error, Record, SessionId, Version, WriteOutcome};
+use session_core::{
+    CasOutcome, CookieMeta, Error, Record, SessionId, SessionMeta, Version, WriteOutcome, META_KEY,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
@@ -77,6 +79,13 @@ impl Delivery {
     }
 }
 
+/// What `track_client` records about the request that creates a session.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Client {
+    pub(crate) user_agent: Option<String>,
+    pub(crate) ip: Option<String>,
+}
+
 pub(crate) struct Handle {
     pub(crate) shared: Arc<Shared>,
     /// The id from a correctly signed cookie or header token, if any.
@@ -87,6 +96,8 @@ pub(crate) struct Handle {
     pub(crate) source: Option<Source>,
     /// The transports this request may answer in.
     pub(crate) via: Via,
+    /// The request's user agent and address, with `track_client`.
+    pub(crate) client: Option<Client>,
     /// Whether the request is secure (TLS, or a trusted X-Forwarded-Proto).
     pub(crate) request_secure: bool,
     pub(crate) state: Mutex<State>,
@@ -165,10 +176,60 @@ impl Active {
 }
 
 fn reserved(key: &str) -> Result<(), SessionError> {
-    if key == "cookie" {
-        Err(SessionError::reserved_key())
+    if key == "cookie" || key == META_KEY {
+        Err(SessionError::reserved_key(key))
     } else {
         Ok(())
+    }
+}
+
+/// `get` and `remove` of the metadata key (`"cookie"` is never in the data).
+fn reserved_meta(key: &str) -> Result<(), SessionError> {
+    if key == META_KEY {
+        Err(SessionError::reserved_key(key))
+    } else {
+        Ok(())
+    }
+}
+
+/// The record's metadata; a `__meta` that does not decode (written by
+/// another program) is ignored with a warning, and replaced if a feature
+/// writes metadata.
+fn read_meta(record: &Record) -> Option<SessionMeta> {
+    match record.meta() {
+        Ok(meta) => meta,
+        Err(_) => {
+            tracing::warn!("session metadata ({META_KEY}) could not be decoded; ignored");
+            None
+        }
+    }
+}
+
+fn write_meta(record: &mut Record, meta: &SessionMeta) {
+    if let Err(e) = record.set_meta(Some(meta)) {
+        // Encoding a struct of strings and numbers does not fail.
+        tracing::error!(error = %e, "session metadata could not be encoded");
+    }
+}
+
+fn after(t: Timestamp, d: Duration) -> Timestamp {
+    let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    time::from_millis(t.timestamp_millis().saturating_add(ms))
+}
+
+/// Moves the session's expiry forward for a request at `now`: the earlier
+/// of `now + idle` and the absolute deadline for a session with an expiry
+/// policy (its idle timeout becomes `originalMaxAge`, so Node agrees), else
+/// `now + originalMaxAge` (express-session's `resetMaxAge`).
+fn apply_expiry(record: &mut Record, now: Timestamp) {
+    match read_meta(record) {
+        Some(meta) if meta.has_expiry_policy() => {
+            record.cookie.original_max_age = meta
+                .idle_timeout_secs
+                .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX));
+            record.cookie.expires = meta.expiry_after(now);
+        }
+        _ => record.cookie.reset_expiry(now),
     }
 }
 
@@ -186,13 +247,59 @@ impl Handle {
         Ok(st)
     }
 
+    /// The metadata of a session created now, when a feature needs it.
+    fn new_meta(&self, now: Timestamp) -> Option<SessionMeta> {
+        let config = &self.shared.config;
+        if config.expiry_policy.is_none() && self.client.is_none() {
+            return None;
+        }
+        let mut meta = SessionMeta::default();
+        meta.created = Some(now);
+        meta.last_seen = Some(now);
+        if let Some(policy) = &config.expiry_policy {
+            meta.idle_timeout_secs = policy.idle_timeout().map(|d| d.as_secs());
+            meta.absolute_deadline = policy.absolute_lifetime().map(|d| after(now, d));
+        }
+        if let Some(client) = &self.client {
+            meta.user_agent = client.user_agent.clone();
+            meta.ip = client.ip.clone();
+        }
+        Some(meta)
+    }
+
+    /// Metadata for a write at `now`: `last_seen` moves forward; a session
+    /// stored before the layer's expiry policy (or client tracking) was
+    /// configured gets it now, counted from now.
+    fn stamp(&self, record: &mut Record, now: Timestamp) {
+        let meta = match read_meta(record) {
+            Some(mut meta) => {
+                meta.last_seen = Some(now);
+                meta
+            }
+            None => match self.new_meta(now) {
+                Some(mut meta) => {
+                    meta.created = None; // unknown
+                    meta
+                }
+                None => return,
+            },
+        };
+        write_meta(record, &meta);
+        apply_expiry(record, now);
+    }
+
     fn generate(&self, now: Timestamp) -> Active {
         let id = self.shared.config.generate_id();
         let mut record = Record::new(id);
         record.cookie = self.shared.config.new_cookie(now, self.request_secure);
+        if let Some(meta) = self.new_meta(now) {
+            write_meta(&mut record, &meta);
+            apply_expiry(&mut record, now);
+        }
         Active {
+            // Metadata alone does not make a new session "modified".
+            original_data: record.data.clone(),
             record,
-            original_data: Map::new(),
             saved_data: None,
             regenerated: false,
             in_store: false,
@@ -218,7 +325,25 @@ impl Handle {
         }
     }
 
+    /// Loads a live session. One past its absolute deadline (which a store
+    /// may still hold, e.g. after a Node service touched it) is destroyed
+    /// and reported as absent.
     async fn load(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<(Record, Option<Version>)>, SessionError> {
+        let found = self.load_stored(id).await?;
+        if let Some((record, _)) = &found {
+            if read_meta(record).is_some_and(|m| m.past_deadline(time::now())) {
+                tracing::debug!("session past its absolute deadline: destroyed");
+                self.destroy_ids(std::slice::from_ref(id)).await?;
+                return Ok(None);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn load_stored(
         &self,
         id: &SessionId,
     ) -> Result<Option<(Record, Option<Version>)>, SessionError> {
@@ -336,6 +461,7 @@ impl Handle {
     }
 
     async fn save_record(&self, a: &mut Active) -> Result<WriteOutcome, SessionError> {
+        self.stamp(&mut a.record, time::now());
         self.check_size(&a.record)?;
         if !a.in_store {
             self.create(a).await?;
@@ -546,7 +672,7 @@ impl Handle {
         set_cookie |= a.cookie_changed || (!is_new && self.secret_index > 0);
         let allowed = self.answers_cookie() && self.cookie_allowed(&a.record.cookie);
 
-        a.record.cookie.reset_expiry(now);
+        apply_expiry(&mut a.record, now);
         if should_save {
             if !a.in_store && !allowed && !self.answers_header() {
                 tracing::debug!("new session not stored: its secure cookie cannot be set");
@@ -600,8 +726,11 @@ impl Handle {
 }
 
 impl Session {
-    /// The value stored under `key`, deserialized; `None` when absent.
+    /// The value stored under `key`, deserialized; `None` when absent (as
+    /// for `"cookie"`, which is never data). The reserved key `"__meta"` is
+    /// refused: read it with [`meta`](Self::meta).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        reserved_meta(key)?;
         let mut st = self.inner.lock().await?;
         let Some(a) = self.inner.readable(&mut st).await? else {
             return Ok(None);
@@ -614,7 +743,9 @@ impl Session {
     }
 
     /// Stores `value` under `key` (any serde-serialisable value, stored as JSON).
-    /// The key `"cookie"` is reserved for the cookie metadata.
+    /// The keys `"cookie"` (the cookie metadata) and `"__meta"` (the session
+    /// metadata: [`meta`](Self::meta)) are reserved: `insert` refuses both,
+    /// `get` and `remove` refuse `"__meta"`.
     ///
     /// A value that would make the session larger than
     /// [`max_session_size`](crate::SessionConfigBuilder::max_session_size)
@@ -639,6 +770,7 @@ impl Session {
 
     /// Removes `key` and returns its value, deserialized.
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        reserved_meta(key)?;
         let mut st = self.inner.lock().await?;
         let Some(a) = self.inner.readable(&mut st).await? else {
             return Ok(None);
@@ -654,18 +786,84 @@ impl Session {
     pub async fn clear(&self) -> Result<(), SessionError> {
         let mut st = self.inner.lock().await?;
         if let Some(a) = self.inner.readable(&mut st).await? {
-            a.record.data.clear();
+            a.record.data.retain(|k, _| k == META_KEY);
         }
         Ok(())
     }
 
-    /// A copy of all the data (`req.session` without `cookie`).
+    /// A copy of all the data (`req.session` without `cookie` and without
+    /// the metadata kept under `__meta`).
     pub async fn data(&self) -> Result<Map<String, Value>, SessionError> {
         let mut st = self.inner.lock().await?;
         Ok(match self.inner.readable(&mut st).await? {
-            Some(a) => a.record.data.clone(),
+            Some(a) => {
+                let mut data = a.record.data.clone();
+                data.shift_remove(META_KEY);
+                data
+            }
             None => Map::new(),
         })
+    }
+
+    /// A copy of the session's metadata (creation time, last write,
+    /// expiry policy, principal, client), or `None` when it has none.
+    pub async fn meta(&self) -> Result<Option<SessionMeta>, SessionError> {
+        let mut st = self.inner.lock().await?;
+        Ok(self
+            .inner
+            .readable(&mut st)
+            .await?
+            .and_then(|a| read_meta(&a.record)))
+    }
+
+    /// Who this session belongs to, as set by [`set_principal`](Self::set_principal).
+    pub async fn principal(&self) -> Result<Option<String>, SessionError> {
+        Ok(self.meta().await?.and_then(|m| m.principal))
+    }
+
+    /// Tags the session with its principal (a user id), kept in its
+    /// metadata; `None` removes the tag. Call it after
+    /// [`regenerate`](Self::regenerate) on login. The session is saved at
+    /// the end of the request.
+    pub async fn set_principal(&self, principal: Option<String>) -> Result<(), SessionError> {
+        let mut st = self.inner.lock().await?;
+        let a = self.inner.active(&mut st).await?;
+        let mut meta = read_meta(&a.record).unwrap_or_default();
+        if meta.principal == principal {
+            return Ok(());
+        }
+        meta.principal = principal;
+        meta.last_seen.get_or_insert_with(time::now);
+        write_meta(&mut a.record, &meta);
+        Ok(())
+    }
+
+    /// Gives this session its own idle timeout and absolute lifetime,
+    /// replacing the layer's (e.g. "remember me": a 30-day idle timeout).
+    /// The absolute lifetime counts from the session's creation (from now
+    /// when that is unknown). The policy is stored with the session, which is
+    /// then saved and its cookie sent on this response. An
+    /// [`ExpiryPolicy::new()`](crate::ExpiryPolicy::new) with neither removes
+    /// the session's policy.
+    ///
+    /// On a session with a policy, the policy decides the expiry:
+    /// [`set_max_age`](Self::set_max_age) is overridden by it.
+    pub async fn set_expiry_policy(&self, policy: crate::ExpiryPolicy) -> Result<(), SessionError> {
+        policy
+            .check()
+            .map_err(|_| SessionError::invalid_cookie("expiry policy"))?;
+        let mut st = self.inner.lock().await?;
+        let a = self.inner.active(&mut st).await?;
+        let now = time::now();
+        let mut meta = read_meta(&a.record).unwrap_or_default();
+        meta.last_seen.get_or_insert(now);
+        meta.idle_timeout_secs = policy.idle_timeout().map(|d| d.as_secs());
+        let start = meta.created.unwrap_or(now);
+        meta.absolute_deadline = policy.absolute_lifetime().map(|d| after(start, d));
+        write_meta(&mut a.record, &meta);
+        apply_expiry(&mut a.record, now);
+        a.cookie_changed = true;
+        Ok(())
     }
 
     /// The session id (`req.sessionID`); `None` after [`destroy`](Self::destroy)
@@ -815,7 +1013,7 @@ impl Session {
         if a.gone {
             return Ok(WriteOutcome::Gone);
         }
-        a.record.cookie.reset_expiry(time::now());
+        apply_expiry(&mut a.record, time::now());
         let outcome = self.inner.save_record(a).await?;
         if outcome == WriteOutcome::Written {
             a.saved_data = Some(a.record.data.clone());
@@ -829,7 +1027,7 @@ impl Session {
         let mut st = self.inner.lock().await?;
         st.force_touch = true;
         if let Phase::Active(a) = &mut st.phase {
-            a.record.cookie.reset_expiry(time::now());
+            apply_expiry(&mut a.record, time::now());
         }
         Ok(())
     }
