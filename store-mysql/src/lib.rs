@@ -83,6 +83,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
+use session_core::encryption::{Codec, Encryption};
 use session_core::pruner::{self, Pruner};
 use session_core::time::{self, Timestamp};
 use session_core::{
@@ -143,6 +144,7 @@ pub struct MySqlStoreBuilder {
     max_connections: u32,
     create_schema: bool,
     prune_interval: Option<Duration>,
+    codec: Codec,
 }
 
 impl fmt::Debug for MySqlStoreBuilder {
@@ -270,6 +272,13 @@ impl MySqlStoreBuilder {
         self.with_pool(pool).await
     }
 
+    /// Encrypt session data at rest (see [`session_core::encryption`]).
+    /// express-mysql-session cannot read encrypted rows.
+    pub fn encryption(mut self, encryption: Encryption) -> Self {
+        self.codec = Codec::encrypted(encryption);
+        self
+    }
+
     /// Builds the store on a pool you already have (to share it with the
     /// rest of the application). The URL, connect timeout and pool size
     /// given to this builder are not used.
@@ -280,6 +289,7 @@ impl MySqlStoreBuilder {
             pool,
             table: names.table,
             default_ttl: self.default_ttl,
+            codec: self.codec.clone(),
         });
         let store = MySqlStore {
             shared,
@@ -393,6 +403,7 @@ struct Names {
 }
 
 /// Every statement, built once from the quoted names.
+#[derive(Clone)]
 struct Sql {
     create_table: String,
     load: String,
@@ -456,11 +467,13 @@ impl Sql {
 
 /// What the store and its prune task share. The prune task holds only this,
 /// so dropping the last [`MySqlStore`] stops it.
+#[derive(Clone)]
 struct Shared {
     pool: MySqlPool,
     sql: Sql,
     table: String,
     default_ttl: Duration,
+    codec: Codec,
 }
 
 impl Shared {
@@ -535,7 +548,7 @@ impl Store for Shared {
         let span = tracing::debug_span!("mysql.load", id = ?id);
         async {
             let json = self.live_text(id).await?;
-            json.map(|j| Record::from_json(id.clone(), &j)).transpose()
+            json.map(|j| self.codec.decode(id.clone(), &j)).transpose()
         }
         .instrument(span)
         .await
@@ -544,7 +557,7 @@ impl Store for Shared {
     async fn create(&self, record: &Record) -> Result<()> {
         let span = tracing::debug_span!("mysql.create", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode(record)?;
             check_size(&json)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
@@ -597,7 +610,7 @@ impl Store for Shared {
     async fn save(&self, record: &Record) -> Result<WriteOutcome> {
         let span = tracing::debug_span!("mysql.save", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode(record)?;
             check_size(&json)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
@@ -751,7 +764,7 @@ impl Store for Shared {
             match self.live_text(id).await? {
                 None => Ok(None),
                 Some(j) => {
-                    let record = Record::from_json(id.clone(), &j)?;
+                    let record = self.codec.decode(id.clone(), &j)?;
                     Ok(Some((record, Version::new(j))))
                 }
             }
@@ -763,7 +776,7 @@ impl Store for Shared {
     async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
         let span = tracing::debug_span!("mysql.save_if", id = ?record.id);
         async {
-            let json = record.to_json()?;
+            let json = self.codec.encode(record)?;
             check_size(&json)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
@@ -834,6 +847,20 @@ impl MySqlStore {
             max_connections: 10,
             create_schema: false,
             prune_interval: Some(DEFAULT_PRUNE_INTERVAL),
+            codec: Codec::plain(),
+        }
+    }
+
+    /// The same store (same pool and table) reading and writing through
+    /// `codec`: for example with encryption turned on, or off.
+    pub fn with_codec(self, codec: Codec) -> Self {
+        let shared = Shared {
+            codec,
+            ..(*self.shared).clone()
+        };
+        MySqlStore {
+            shared: Arc::new(shared),
+            pruner: self.pruner,
         }
     }
 

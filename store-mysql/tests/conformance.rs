@@ -6,6 +6,7 @@ mod common;
 use async_trait::async_trait;
 use common::Namespaced;
 use session_conformance::Fixture;
+use session_core::encryption::Codec;
 use session_core::time::{self, Timestamp};
 use session_core::{SessionId, Store};
 use std::sync::Arc;
@@ -63,6 +64,10 @@ impl Fixture for Namespaced {
             Ok((text, from_expires(expires)))
         })
         .transpose()
+    }
+
+    fn with_codec(&self, codec: Codec) -> Option<Arc<dyn Store>> {
+        Some(Arc::new(self.store.clone().with_codec(codec)))
     }
 }
 
