@@ -2,6 +2,7 @@
 //! recommended values as defaults.
 
 use crate::cookie;
+use crate::events::{EventHook, SessionEvent};
 use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use http::{HeaderName, StatusCode};
 use session_core::time::{self, Timestamp};
@@ -227,6 +228,7 @@ pub struct SessionConfig {
     pub(crate) header: HeaderSpec,
     pub(crate) expiry_policy: Option<ExpiryPolicy>,
     pub(crate) track_client: bool,
+    pub(crate) on_event: Option<EventHook>,
 }
 
 /// The default [`SessionConfigBuilder::max_session_size`]: 1 MiB of encoded JSON.
@@ -262,6 +264,7 @@ impl fmt::Debug for SessionConfig {
             .field("header", &self.header)
             .field("expiry_policy", &self.expiry_policy)
             .field("track_client", &self.track_client)
+            .field("on_event", &self.on_event.as_ref().map(|_| "set"))
             .finish_non_exhaustive()
     }
 }
@@ -303,6 +306,7 @@ impl SessionConfig {
             token_response_header: DEFAULT_TOKEN_RESPONSE_HEADER.to_owned(),
             expiry_policy: None,
             track_client: false,
+            on_event: None,
         }
     }
 
@@ -390,6 +394,7 @@ pub struct SessionConfigBuilder {
     token_response_header: String,
     expiry_policy: Option<ExpiryPolicy>,
     track_client: bool,
+    on_event: Option<EventHook>,
 }
 
 impl fmt::Debug for SessionConfigBuilder {
@@ -702,6 +707,35 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// A callback for session lifecycle events: created, regenerated,
+    /// destroyed and expired ([`SessionEvent`](crate::SessionEvent)), e.g.
+    /// for an audit log. Default: none. Setting it again replaces it.
+    ///
+    /// It runs on the request's task after the store operation succeeded,
+    /// so it must be quick and must not block or panic: hand the event to a
+    /// channel and do the work elsewhere. Expiries are reported as far as
+    /// the middleware can tell (see [`SessionEvent`](crate::SessionEvent)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), session_tower::Error> {
+    /// use session_tower::{SessionConfig, SessionEvent};
+    /// let (events, mut audit) = tokio::sync::broadcast::channel::<SessionEvent>(1024);
+    /// let config = SessionConfig::builder()
+    ///     .secret("a secret of at least thirty-two bytes!!")
+    ///     .on_event(move |event| {
+    ///         // No receiver, or a full channel: the event is dropped, never waited for.
+    ///         let _ = events.send(event.clone());
+    ///     })
+    ///     .build()?;
+    /// # let _ = (config, audit.try_recv());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(hook));
+        self
+    }
+
     /// The response header that hands out new tokens with
     /// [`TokenHeader::Bearer`] (default `X-Session-Token`). A
     /// [`TokenHeader::Named`] header answers in its own name.
@@ -847,6 +881,7 @@ impl SessionConfigBuilder {
                 .expiry_policy
                 .filter(|p| p.idle.is_some() || p.absolute.is_some()),
             track_client: self.track_client,
+            on_event: self.on_event,
         })
     }
 }

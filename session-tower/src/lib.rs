@@ -5,6 +5,7 @@
 mod config;
 mod cookie;
 mod error;
+mod events;
 mod service;
 mod session;
 
@@ -14,6 +15,7 @@ pub use config::{
     MIN_MAX_SESSION_SIZE,
 };
 pub use error::{MissingSession, SessionError};
+pub use events::{ExpiredReason, SessionEvent};
 pub use service::{ClientIp, SecureConnection, SessionLayer, SessionService};
 pub use session::Session;
 

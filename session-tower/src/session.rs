@@ -3,6 +3,7 @@
 use crate::config::UnsetPolicy;
 use crate::cookie;
 use crate::error::{log_store_error, SessionError};
+use crate::events::{ExpiredReason, SessionEvent};
 use crate::service::Shared;
 use http::HeaderValue;
 use serde::de::DeserializeOwned;
@@ -157,6 +158,8 @@ struct Active {
     saved_data: Option<Map<String, Value>>,
     /// regenerate() gave this session a new id (express-session's `originalId !== id`).
     regenerated: bool,
+    /// The stored id this session replaces (regenerate), for the event.
+    regenerated_from: Option<SessionId>,
     /// A record with this id exists in the store (loaded, or created this request).
     in_store: bool,
     /// A save or touch found the record gone: it was destroyed meanwhile.
@@ -234,6 +237,12 @@ fn apply_expiry(record: &mut Record, now: Timestamp) {
 }
 
 impl Handle {
+    fn emit(&self, event: SessionEvent) {
+        if let Some(hook) = &self.shared.config.on_event {
+            hook(&event);
+        }
+    }
+
     fn store_err(&self, op: &'static str, err: Error) -> SessionError {
         log_store_error(op, &err);
         SessionError::store(err, self.shared.config.error_status)
@@ -302,6 +311,7 @@ impl Handle {
             record,
             saved_data: None,
             regenerated: false,
+            regenerated_from: None,
             in_store: false,
             gone: false,
             cookie_changed: false,
@@ -317,6 +327,7 @@ impl Handle {
             original_data: data,
             record,
             regenerated: false,
+            regenerated_from: None,
             in_store: true,
             gone: false,
             cookie_changed: false,
@@ -337,8 +348,18 @@ impl Handle {
             if read_meta(record).is_some_and(|m| m.past_deadline(time::now())) {
                 tracing::debug!("session past its absolute deadline: destroyed");
                 self.destroy_ids(std::slice::from_ref(id)).await?;
+                self.emit(SessionEvent::Expired {
+                    id: id.clone(),
+                    reason: ExpiredReason::AbsoluteDeadline,
+                });
                 return Ok(None);
             }
+        }
+        if found.is_none() {
+            self.emit(SessionEvent::Expired {
+                id: id.clone(),
+                reason: ExpiredReason::Missing,
+            });
         }
         Ok(found)
     }
@@ -427,6 +448,11 @@ impl Handle {
                 Ok(()) => {
                     a.in_store = true;
                     a.written = true;
+                    let id = a.record.id.clone();
+                    self.emit(match a.regenerated_from.take() {
+                        Some(old) => SessionEvent::Regenerated { old, new: id },
+                        None => SessionEvent::Created { id },
+                    });
                     if self.shared.config.compare_and_set {
                         // Stores keep exactly this text: it is the version.
                         a.version = a.record.to_json().ok().map(Version::new);
@@ -597,6 +623,9 @@ impl Handle {
             if config.unset == UnsetPolicy::Destroy {
                 let ids = self.stored_ids(&guard);
                 self.destroy_ids(&ids).await?;
+                for id in ids {
+                    self.emit(SessionEvent::Destroyed { id });
+                }
                 if self.source == Some(Source::Cookie) {
                     return Ok(Delivery::cookie(
                         self.expired_cookie(guard.expire_meta.as_ref()),
@@ -939,13 +968,20 @@ impl Session {
         if let Phase::Unset(_) = st.phase {
             return Err(SessionError::unset());
         }
-        for id in self.inner.stored_ids(&st) {
+        let stored = self.inner.stored_ids(&st);
+        let from = match &st.phase {
+            // Regenerated twice before being stored: still replaces the first.
+            Phase::Active(a) if a.regenerated_from.is_some() => a.regenerated_from.clone(),
+            _ => stored.first().cloned(),
+        };
+        for id in stored {
             if !st.doomed.contains(&id) {
                 st.doomed.push(id);
             }
         }
         let mut fresh = self.inner.generate(time::now());
         fresh.regenerated = true;
+        fresh.regenerated_from = from;
         st.phase = Phase::Active(Box::new(fresh));
         st.expire_cookie = false;
         Ok(())
@@ -961,6 +997,9 @@ impl Session {
         }
         let ids = self.inner.stored_ids(&st);
         self.inner.destroy_ids(&ids).await?;
+        for id in ids {
+            self.inner.emit(SessionEvent::Destroyed { id });
+        }
         st.doomed.clear();
         if let Phase::Active(a) = &st.phase {
             st.expire_meta = Some(a.record.cookie.clone());
