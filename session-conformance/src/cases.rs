@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use session_core::encryption::{Codec, Encryption};
 use session_core::time::{self, Timestamp};
 use session_core::{
-    CasOutcome, Error, HashedIds, Record, SessionId, Store, Version, WriteOutcome, DEFAULT_TTL,
+    CasOutcome, Error, HashedIds, Record, SessionId, SessionMeta, Store, Version, WriteOutcome,
+    DEFAULT_TTL,
 };
 use std::time::Duration;
 
@@ -762,5 +763,191 @@ pub async fn hashed_ids_store_only_the_digest(f: &dyn Fixture) -> Result<()> {
     hashed.destroy(&r.id).await?;
     ensure!(f.raw(&key).await?.is_none(), "destroy left the record");
     ensure!(hashed.touch(&r.id, None).await? == WriteOutcome::Gone);
+    Ok(())
+}
+
+// ---- Per-user index (capability `principal_index`) ----
+
+fn tagged(principal: Option<&str>, agent: &str) -> Result<Record> {
+    let mut r = live(1);
+    let mut meta = SessionMeta::default();
+    meta.principal = principal.map(str::to_owned);
+    meta.user_agent = Some(agent.to_owned());
+    meta.created = Some(time::now());
+    r.set_meta(Some(&meta))?;
+    Ok(r)
+}
+
+fn sorted_ids(records: &[Record]) -> Vec<String> {
+    let mut ids: Vec<String> = records.iter().map(|r| r.id.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+fn ids_of(records: &[&Record]) -> Vec<String> {
+    let mut ids: Vec<String> = records.iter().map(|r| r.id.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+/// Without the capability both operations are `Unsupported`; returns
+/// whether the store has it.
+async fn has_principal_index(store: &dyn Store) -> Result<bool> {
+    if store.capabilities().principal_index {
+        return Ok(true);
+    }
+    ensure!(matches!(
+        store.principal_sessions("alice").await,
+        Err(Error::Unsupported(_))
+    ));
+    ensure!(matches!(
+        store.destroy_principal("alice", None).await,
+        Err(Error::Unsupported(_))
+    ));
+    Ok(false)
+}
+
+/// A principal's live sessions are listed with their metadata; expired,
+/// destroyed, untagged and other principals' sessions are not.
+pub async fn principal_sessions_lists_only_live_ones(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    if !has_principal_index(&*store).await? {
+        return Ok(());
+    }
+    let a1 = tagged(Some("alice"), "phone")?;
+    let a2 = tagged(Some("alice"), "laptop")?;
+    let expired = tagged(Some("alice"), "old")?;
+    let destroyed = tagged(Some("alice"), "gone")?;
+    let bob = tagged(Some("bob"), "desk")?;
+    let anonymous = tagged(None, "anon")?;
+    for r in [&a1, &a2, &expired, &destroyed, &bob, &anonymous] {
+        store.create(r).await?;
+    }
+    f.force_expire(&expired.id).await?;
+    store.destroy(&destroyed.id).await?;
+    let listed = store.principal_sessions("alice").await?;
+    ensure!(
+        sorted_ids(&listed) == ids_of(&[&a1, &a2]),
+        "alice's sessions: {:?}",
+        sorted_ids(&listed)
+    );
+    let phone = listed
+        .iter()
+        .find(|r| r.id == a1.id)
+        .context("phone session not listed")?;
+    ensure!(phone == &a1, "listed {phone:?}, stored {a1:?}");
+    ensure!(phone.meta()?.and_then(|m| m.user_agent).as_deref() == Some("phone"));
+    ensure!(sorted_ids(&store.principal_sessions("bob").await?) == ids_of(&[&bob]));
+    ensure!(store.principal_sessions("nobody").await?.is_empty());
+    Ok(())
+}
+
+/// "Log out everywhere else": every session of the principal but the kept
+/// one is destroyed, and nobody else's.
+pub async fn destroy_principal_keeps_the_current_one(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    if !has_principal_index(&*store).await? {
+        return Ok(());
+    }
+    let mine: Vec<Record> = (0..3)
+        .map(|i| tagged(Some("alice"), &format!("device {i}")))
+        .collect::<Result<_>>()?;
+    let bob = tagged(Some("bob"), "desk")?;
+    for r in mine.iter().chain([&bob]) {
+        store.create(r).await?;
+    }
+    let n = store.destroy_principal("alice", Some(&mine[0].id)).await?;
+    ensure!(n == 2, "destroyed {n}, expected 2");
+    ensure!(
+        store.load(&mine[0].id).await?.is_some(),
+        "kept session gone"
+    );
+    for r in &mine[1..] {
+        ensure!(store.load(&r.id).await?.is_none(), "revoked session loads");
+    }
+    ensure!(store.load(&bob.id).await?.is_some(), "bob was logged out");
+    ensure!(sorted_ids(&store.principal_sessions("alice").await?) == ids_of(&[&mine[0]]));
+    ensure!(store.destroy_principal("alice", None).await? == 1);
+    ensure!(store.principal_sessions("alice").await?.is_empty());
+    ensure!(store.destroy_principal("nobody", None).await? == 0);
+    Ok(())
+}
+
+/// A session whose principal changes (another user logs in on it) or is
+/// removed (logout keeping the session) moves in the index; writes through
+/// `save`, `save_if` and `touch` keep it where it is.
+pub async fn principal_change_moves_the_session(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    if !has_principal_index(&*store).await? {
+        return Ok(());
+    }
+    let mut r = tagged(Some("alice"), "kiosk")?;
+    store.create(&r).await?;
+    ensure!(store.touch(&r.id, Some(in_secs(7200))).await? == WriteOutcome::Written);
+    ensure!(sorted_ids(&store.principal_sessions("alice").await?) == ids_of(&[&r]));
+    let mut meta = r.meta()?.context("no meta")?;
+    meta.principal = Some("bob".into());
+    r.set_meta(Some(&meta))?;
+    ensure!(store.save(&r).await? == WriteOutcome::Written);
+    ensure!(
+        store.principal_sessions("alice").await?.is_empty(),
+        "still alice's"
+    );
+    ensure!(sorted_ids(&store.principal_sessions("bob").await?) == ids_of(&[&r]));
+    if store.capabilities().compare_and_set {
+        let (loaded, version) = store.load_versioned(&r.id).await?.context("gone")?;
+        let mut next = loaded.clone();
+        let mut meta = next.meta()?.context("no meta")?;
+        meta.principal = Some("carol".into());
+        next.set_meta(Some(&meta))?;
+        ensure!(matches!(
+            store.save_if(&next, &version).await?,
+            CasOutcome::Written(_)
+        ));
+        ensure!(
+            store.principal_sessions("bob").await?.is_empty(),
+            "still bob's"
+        );
+        ensure!(sorted_ids(&store.principal_sessions("carol").await?) == ids_of(&[&next]));
+        r = next;
+    }
+    r.set_meta(None)?;
+    ensure!(store.save(&r).await? == WriteOutcome::Written);
+    for p in ["alice", "bob", "carol"] {
+        ensure!(
+            store.principal_sessions(p).await?.is_empty(),
+            "{p} still lists a session that has no principal"
+        );
+    }
+    ensure!(store.load(&r.id).await?.is_some());
+    Ok(())
+}
+
+/// Sessions that died by every route (destroy, expiry, a write with a past
+/// expiry) are neither listed nor counted by `destroy_principal`.
+pub async fn principal_index_forgets_dead_sessions(f: &dyn Fixture) -> Result<()> {
+    let store = f.store();
+    if !has_principal_index(&*store).await? {
+        return Ok(());
+    }
+    let records: Vec<Record> = (0..30)
+        .map(|i| tagged(Some("dora"), &format!("d{i}")))
+        .collect::<Result<_>>()?;
+    for r in &records {
+        store.create(r).await?;
+    }
+    for (i, r) in records.iter().enumerate() {
+        match i % 3 {
+            0 => store.destroy(&r.id).await?,
+            1 => f.force_expire(&r.id).await?,
+            _ => {
+                let mut dead = r.clone();
+                dead.cookie.expires = Some(in_secs(-10));
+                ensure!(store.save(&dead).await? == WriteOutcome::Written);
+            }
+        }
+    }
+    ensure!(store.principal_sessions("dora").await?.is_empty());
+    ensure!(store.destroy_principal("dora", None).await? == 0);
     Ok(())
 }

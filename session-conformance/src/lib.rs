@@ -100,6 +100,10 @@ pub const CASES: &[&str] = &[
     "encryption_key_rotation",
     "encryption_refuses_plaintext_unless_migrating",
     "hashed_ids_store_only_the_digest",
+    "principal_sessions_lists_only_live_ones",
+    "destroy_principal_keeps_the_current_one",
+    "principal_change_moves_the_session",
+    "principal_index_forgets_dead_sessions",
 ];
 
 /// Expands to one `#[tokio::test]` per conformance case. The argument is an
@@ -152,6 +156,10 @@ macro_rules! conformance_tests {
             encryption_key_rotation,
             encryption_refuses_plaintext_unless_migrating,
             hashed_ids_store_only_the_digest,
+            principal_sessions_lists_only_live_ones,
+            destroy_principal_keeps_the_current_one,
+            principal_change_moves_the_session,
+            principal_index_forgets_dead_sessions,
         );
     };
 }

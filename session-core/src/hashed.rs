@@ -121,6 +121,25 @@ impl<S: Store> Store for HashedIds<S> {
     async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
         self.inner.save_if(&Self::stored(record), expected).await
     }
+
+    /// The records carry their storage keys as ids (the ids themselves
+    /// are not stored): revoke one with [`HashedIds::destroy_key`].
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        self.inner.principal_sessions(principal).await
+    }
+
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let keep = keep.map(Self::key);
+        self.inner.destroy_principal(principal, keep.as_ref()).await
+    }
+}
+
+impl<S: Store> HashedIds<S> {
+    /// Destroys the record stored under `key` (a storage key, as listed by
+    /// [`Store::principal_sessions`] through this wrapper), not under an id.
+    pub async fn destroy_key(&self, key: &SessionId) -> Result<()> {
+        self.inner.destroy(key).await
+    }
 }
 
 #[cfg(test)]

@@ -330,6 +330,17 @@ impl Record {
             .transpose()
     }
 
+    /// The principal (user id) the session is tagged with: the `principal`
+    /// of its [`SessionMeta`](crate::SessionMeta), read without decoding the
+    /// rest. What stores index for [`Store::principal_sessions`](crate::Store::principal_sessions).
+    pub fn principal(&self) -> Option<&str> {
+        self.data
+            .get(crate::META_KEY)?
+            .get("principal")?
+            .as_str()
+            .filter(|p| !p.is_empty())
+    }
+
     /// Stores `meta` under [`META_KEY`](crate::META_KEY) of `data` (in place
     /// when the key exists, else last); `None` removes the key, so the record
     /// is again exactly what express-session would write.

@@ -72,6 +72,10 @@ pub struct Capabilities {
     pub delete_expired: bool,
     /// [`Store::load_versioned`] and [`Store::save_if`] are implemented.
     pub compare_and_set: bool,
+    /// [`Store::principal_sessions`] and [`Store::destroy_principal`] are
+    /// implemented (the per-user session index; SQL stores enable it with
+    /// their `principal_index` option, since it needs a column of its own).
+    pub principal_index: bool,
 }
 
 impl Capabilities {
@@ -82,6 +86,7 @@ impl Capabilities {
         clear: false,
         delete_expired: false,
         compare_and_set: false,
+        principal_index: false,
     };
     /// Every optional operation.
     pub const ALL: Capabilities = Capabilities {
@@ -90,11 +95,18 @@ impl Capabilities {
         clear: true,
         delete_expired: true,
         compare_and_set: true,
+        principal_index: true,
     };
 
     /// The same set without `delete_expired`.
     pub const fn without_delete_expired(mut self) -> Self {
         self.delete_expired = false;
+        self
+    }
+
+    /// The same set, with `principal_index` as given.
+    pub const fn with_principal_index(mut self, on: bool) -> Self {
+        self.principal_index = on;
         self
     }
 }
@@ -188,6 +200,28 @@ pub trait Store: Send + Sync {
         let _ = (record, expected);
         Err(Error::Unsupported("compare_and_set"))
     }
+
+    /// The live records tagged with `principal` (their
+    /// [`SessionMeta::principal`](crate::SessionMeta::principal), see
+    /// [`Record::principal`]), in no particular order: the "your active
+    /// sessions" list. Never an expired or destroyed record, whatever the
+    /// index still holds. Optional (capability `principal_index`):
+    /// [`Error::Unsupported`] by default.
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        let _ = principal;
+        Err(Error::Unsupported("principal_index"))
+    }
+
+    /// Destroys every live record of `principal` except the one with id
+    /// `keep` ("log out everywhere else"; `None`: everywhere) and returns
+    /// how many were destroyed. To revoke one session, check that
+    /// [`Store::principal_sessions`] lists it and [`Store::destroy`] it.
+    /// Optional (capability `principal_index`): [`Error::Unsupported`] by
+    /// default.
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let _ = (principal, keep);
+        Err(Error::Unsupported("principal_index"))
+    }
 }
 
 macro_rules! forward {
@@ -233,6 +267,16 @@ macro_rules! forward {
             }
             async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
                 (**self).save_if(record, expected).await
+            }
+            async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+                (**self).principal_sessions(principal).await
+            }
+            async fn destroy_principal(
+                &self,
+                principal: &str,
+                keep: Option<&SessionId>,
+            ) -> Result<u64> {
+                (**self).destroy_principal(principal, keep).await
             }
         }
     };

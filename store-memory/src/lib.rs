@@ -30,7 +30,7 @@ use session_core::{
     pruner, Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version,
     WriteOutcome, DEFAULT_TTL,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,6 +38,18 @@ use std::time::Duration;
 struct Entry {
     json: Box<str>,
     expires_ms: i64,
+    /// The record's principal, when tagged (see `Record::principal`).
+    principal: Option<Box<str>>,
+}
+
+impl Entry {
+    fn new(json: Box<str>, expires_ms: i64, record: &Record) -> Self {
+        Entry {
+            json,
+            expires_ms,
+            principal: record.principal().map(Into::into),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -45,20 +57,54 @@ struct State {
     map: HashMap<SessionId, Entry>,
     /// (expiry, id), for sweeping and capacity eviction in O(log n).
     by_expiry: BTreeSet<(i64, SessionId)>,
+    /// principal → ids of its records, kept in step with `map`.
+    by_principal: HashMap<Box<str>, HashSet<SessionId>>,
 }
 
 impl State {
     fn remove(&mut self, id: &SessionId) -> Option<Entry> {
         let entry = self.map.remove(id)?;
         self.by_expiry.remove(&(entry.expires_ms, id.clone()));
+        self.unindex(entry.principal.as_deref(), id);
         Some(entry)
     }
 
     fn insert(&mut self, id: SessionId, entry: Entry) {
         self.by_expiry.insert((entry.expires_ms, id.clone()));
-        if let Some(old) = self.map.insert(id.clone(), entry) {
-            self.by_expiry.remove(&(old.expires_ms, id));
+        if let Some(p) = &entry.principal {
+            self.by_principal
+                .entry(p.clone())
+                .or_default()
+                .insert(id.clone());
         }
+        let principal = entry.principal.clone();
+        if let Some(old) = self.map.insert(id.clone(), entry) {
+            self.by_expiry.remove(&(old.expires_ms, id.clone()));
+            if old.principal != principal {
+                self.unindex(old.principal.as_deref(), &id);
+            }
+        }
+    }
+
+    fn unindex(&mut self, principal: Option<&str>, id: &SessionId) {
+        let Some(p) = principal else { return };
+        if let Some(ids) = self.by_principal.get_mut(p) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_principal.remove(p);
+            }
+        }
+    }
+
+    /// Ids of the live records of `principal`.
+    fn principal_ids(&self, principal: &str, now_ms: i64) -> Vec<SessionId> {
+        self.by_principal
+            .get(principal)
+            .into_iter()
+            .flatten()
+            .filter(|id| self.map.get(*id).is_some_and(|e| e.expires_ms > now_ms))
+            .cloned()
+            .collect()
     }
 
     fn live(&mut self, id: &SessionId, now_ms: i64) -> Option<&mut Entry> {
@@ -192,12 +238,18 @@ impl MemoryStore {
     /// what is there (to import sessions, e.g. from a Node dump). The text is
     /// not validated: a later `load` reports garbage as a decode error.
     pub fn insert_raw(&self, id: SessionId, json: impl Into<Box<str>>, expires: Timestamp) {
+        let json: Box<str> = json.into();
+        // Raw text is not trusted to be a record: index it only if it is one.
+        let principal = Record::from_json(id.clone(), &json)
+            .ok()
+            .and_then(|r| r.principal().map(Into::into));
         let mut st = self.state();
         st.insert(
             id,
             Entry {
-                json: json.into(),
+                json,
                 expires_ms: expires.timestamp_millis(),
+                principal,
             },
         );
     }
@@ -244,7 +296,7 @@ impl Store for MemoryStore {
         if expires_ms <= now_ms {
             return Ok(());
         }
-        st.insert(record.id.clone(), Entry { json, expires_ms });
+        st.insert(record.id.clone(), Entry::new(json, expires_ms, record));
         st.enforce(self.inner.capacity, now_ms);
         Ok(())
     }
@@ -261,7 +313,7 @@ impl Store for MemoryStore {
         if expires_ms <= now_ms {
             st.remove(&record.id);
         } else {
-            st.insert(record.id.clone(), Entry { json, expires_ms });
+            st.insert(record.id.clone(), Entry::new(json, expires_ms, record));
         }
         Ok(WriteOutcome::Written)
     }
@@ -307,7 +359,35 @@ impl Store for MemoryStore {
         let mut st = self.state();
         st.map.clear();
         st.by_expiry.clear();
+        st.by_principal.clear();
         Ok(())
+    }
+
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        let now_ms = time::now().timestamp_millis();
+        let found: Vec<(SessionId, Box<str>)> = {
+            let st = self.state();
+            st.principal_ids(principal, now_ms)
+                .into_iter()
+                .filter_map(|id| st.map.get(&id).map(|e| (id, e.json.clone())))
+                .collect()
+        };
+        found
+            .into_iter()
+            .map(|(id, json)| Record::from_json(id, &json))
+            .collect()
+    }
+
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let now_ms = time::now().timestamp_millis();
+        let mut st = self.state();
+        let mut n = 0;
+        for id in st.principal_ids(principal, now_ms) {
+            if Some(&id) != keep && st.remove(&id).is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     async fn delete_expired(&self) -> Result<u64> {
@@ -338,10 +418,7 @@ impl Store for MemoryStore {
         } else {
             st.insert(
                 record.id.clone(),
-                Entry {
-                    json: json.clone().into_boxed_str(),
-                    expires_ms,
-                },
+                Entry::new(json.clone().into_boxed_str(), expires_ms, record),
             );
         }
         Ok(CasOutcome::Written(Version::new(json)))

@@ -738,7 +738,7 @@ impl Store for MongoStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL
+        Capabilities::ALL.with_principal_index(false)
     }
 
     async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {

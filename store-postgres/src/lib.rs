@@ -625,7 +625,7 @@ impl Store for Shared {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL
+        Capabilities::ALL.with_principal_index(false)
     }
 
     async fn ids(&self) -> Result<Vec<SessionId>> {

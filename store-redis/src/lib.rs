@@ -729,7 +729,9 @@ impl Store for RedisStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL.without_delete_expired()
+        Capabilities::ALL
+            .without_delete_expired()
+            .with_principal_index(false)
     }
 
     async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {

@@ -444,7 +444,7 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL
+        Capabilities::ALL.with_principal_index(false)
     }
 
     async fn ids(&self) -> Result<Vec<SessionId>> {
