@@ -18,9 +18,18 @@
 //!   started again on the same file, and every acknowledged session must
 //!   be there with at least its acknowledged counter.
 //!
+//! - Redis Cluster (3 masters, 3 replicas) and Sentinel (master, replica,
+//!   3 Sentinels), own sets on fixed loopback ports: writer threads create
+//!   and increment sessions, recording each acknowledged counter; a master
+//!   is killed with SIGKILL by its PID; every request must get 200 or the
+//!   error status within the timeout, requests must succeed again within
+//!   [`FAILOVER_RECOVERY_LIMIT`] of the kill without restarting the demo,
+//!   and acknowledged sessions missing after the promotion are counted and
+//!   reported (replication is asynchronous: a few may be lost).
+//!
 //! Prints a table and fails on any failure.
 
-use crate::servers::{self, Private};
+use crate::servers::{self, Private, RedisGroup};
 use crate::Backend;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -70,6 +79,8 @@ pub fn run(args: &[String]) -> Result<()> {
             Backend::Postgres,
             Backend::Mongo,
             Backend::Sqlite,
+            Backend::RedisCluster,
+            Backend::RedisSentinel,
         ];
     }
     crate::run(
@@ -85,6 +96,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let result = match b {
             Backend::Sqlite => sqlite_case(&bin, &mut row),
             Backend::Memory => Err(anyhow::anyhow!("memory has no server and no file")),
+            Backend::RedisCluster | Backend::RedisSentinel => failover_case(b, &bin, &mut row),
             _ => server_case(b, &bin, &mut row),
         };
         if let Err(e) = result {
@@ -154,11 +166,11 @@ impl Row {
 fn print_table(rows: &[Row]) {
     let ms = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{} ms", d.as_millis()));
     println!();
-    println!("| backend  | requests | errors | max error latency | recovery after restart | sessions lost | result | notes");
-    println!("|----------|---------:|-------:|------------------:|-----------------------:|--------------:|--------|------");
+    println!("| backend  | requests | errors | max error latency | recovery (restart/kill) | sessions lost | result | notes");
+    println!("|----------|---------:|-------:|------------------:|------------------------:|--------------:|--------|------");
     for r in rows {
         println!(
-            "| {:<8} | {:>8} | {:>6} | {:>17} | {:>22} | {:>13} | {:<6} | {}",
+            "| {:<8} | {:>8} | {:>6} | {:>17} | {:>23} | {:>13} | {:<6} | {}",
             r.backend.name(),
             r.sent,
             r.errors,
@@ -354,6 +366,233 @@ fn server_case(b: Backend, bin: &Path, row: &mut Row) -> Result<()> {
             "{lost} of {CLIENTS} sessions lost over the restart"
         ));
     }
+    demo.check_healthy(row);
+    drop(demo);
+    keep_or_remove(&dir, row);
+    Ok(())
+}
+
+/// Writer threads of a failover test.
+const FAILOVER_WRITERS: usize = 4;
+/// Acknowledged writes before the master is killed.
+const FAILOVER_ACKS: usize = 200;
+/// The store's per-command bound in the failover tests (URL option).
+const FAILOVER_RESPONSE_TIMEOUT_SECS: u64 = 3;
+/// Writing goes on this long after the kill at most.
+const FAILOVER_WINDOW: Duration = Duration::from_secs(25);
+/// Requests must have recovered within this of the kill.
+const FAILOVER_RECOVERY_LIMIT: Duration = Duration::from_secs(15);
+/// Clean running after the last failure that ends the observation.
+const FAILOVER_CLEAN: Duration = Duration::from_secs(4);
+
+/// One request of a failover test: when it started (since the test's
+/// start), how long it took, and its status (`None`: no answer).
+struct Sample {
+    at: Duration,
+    took: Duration,
+    status: Option<u16>,
+}
+
+/// Redis Cluster / Sentinel failover: writers create and increment
+/// sessions through the demo, recording each acknowledged counter; a
+/// master is killed with SIGKILL by its PID; requests must fail with the
+/// store's error status (bounded) or succeed, and succeed again without
+/// restarting the demo; acknowledged sessions missing afterwards are
+/// counted (asynchronous replication may lose the last writes).
+fn failover_case(b: Backend, bin: &Path, row: &mut Row) -> Result<()> {
+    let mut group = match b {
+        Backend::RedisSentinel => RedisGroup::start_sentinel(servers::FAULTS_SENTINEL_PORT)?,
+        _ => RedisGroup::start_cluster(servers::FAULTS_CLUSTER_PORT)?,
+    };
+    let store_url = format!(
+        "{}?connect_timeout=2&response_timeout={FAILOVER_RESPONSE_TIMEOUT_SECS}",
+        group.url()
+    );
+    let dir = servers::temp_dir(&format!("faults-demo-{}", b.name()))?;
+    let mut demo = Demo::start(bin, &store_url, &dir, "demo")?;
+    let port = demo.port;
+    let t0 = Instant::now();
+    let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+    let acks = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for _ in 0..FAILOVER_WRITERS {
+        let (acked, samples, acks, stop) =
+            (acked.clone(), samples.clone(), acks.clone(), stop.clone());
+        writers.push(std::thread::spawn(move || -> Result<()> {
+            while !stop.load(Ordering::SeqCst) {
+                // A new session, then increments of it.
+                let mut cookie: Option<String> = None;
+                for _ in 0..5 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let at = t0.elapsed();
+                    let r = get(port, cookie.as_deref());
+                    let took = t0.elapsed() - at;
+                    let status = r.as_ref().ok().map(|r| r.status);
+                    samples
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .push(Sample { at, took, status });
+                    let Ok(r) = r else { continue };
+                    if r.status != 200 {
+                        continue;
+                    }
+                    let c = match (&cookie, r.cookie) {
+                        (Some(c), _) => c.clone(),
+                        (None, Some(c)) => c,
+                        (None, None) => bail!("no cookie for a new session"),
+                    };
+                    let views = r.views.context("no counter in the page")?;
+                    acked
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .insert(c.clone(), views);
+                    acks.fetch_add(1, Ordering::SeqCst);
+                    cookie = Some(c);
+                }
+            }
+            Ok(())
+        }));
+    }
+    let stop_writers = |writers: Vec<std::thread::JoinHandle<Result<()>>>, row: &mut Row| {
+        stop.store(true, Ordering::SeqCst);
+        for w in writers {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => row.failures.push(format!("writer: {e:#}")),
+                Err(_) => row.failures.push("a writer thread panicked".to_owned()),
+            }
+        }
+    };
+
+    // Load first, then the kill.
+    while (acks.load(Ordering::SeqCst) as usize) < FAILOVER_ACKS {
+        if writers.iter().any(|w| w.is_finished()) || t0.elapsed() > Duration::from_secs(60) {
+            stop_writers(writers, row);
+            bail!("no {FAILOVER_ACKS} acknowledged writes before the kill");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let acks_before = acks.load(Ordering::SeqCst);
+    let (master_port, pid) = group.kill_master()?;
+    let killed = t0.elapsed();
+    eprintln!(
+        "xtask: {}: killed the master on :{master_port} (pid {pid}) after {acks_before} acknowledged writes",
+        b.name()
+    );
+
+    // Writers go on until requests have run clean for a while after a
+    // failure (or the window closes).
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = t0.elapsed();
+        let last_failure_end = samples
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .iter()
+            .filter(|s| s.at >= killed && s.status != Some(200))
+            .map(|s| s.at + s.took)
+            .max();
+        let clean_since = last_failure_end.unwrap_or(killed);
+        if (last_failure_end.is_some() && now >= clean_since + FAILOVER_CLEAN)
+            || now >= killed + FAILOVER_WINDOW
+            || !demo.alive()
+        {
+            break;
+        }
+    }
+    stop_writers(writers, row);
+    let promoted: Vec<String> = group
+        .roles()
+        .into_iter()
+        .filter(|(_, role)| role == "master")
+        .map(|(port, _)| format!(":{port}"))
+        .collect();
+
+    // Requests after the kill: the store's error or success, bounded.
+    let samples = std::mem::take(&mut *samples.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    row.sent = samples.len() as u32;
+    let mut first_failure: Option<Duration> = None;
+    let mut last_failure_end: Option<Duration> = None;
+    for s in samples.iter().filter(|s| s.at + s.took >= killed) {
+        match s.status {
+            Some(200) => {}
+            Some(ERROR_STATUS) => {
+                row.error_seen(s.took);
+                first_failure = Some(first_failure.map_or(s.at, |f| f.min(s.at)));
+                last_failure_end =
+                    Some(last_failure_end.map_or(s.at + s.took, |l| l.max(s.at + s.took)));
+                if s.took > REQUEST_TIMEOUT {
+                    row.failures
+                        .push(format!("an error took {} ms", s.took.as_millis()));
+                }
+            }
+            Some(other) => row.failures.push(format!(
+                "status {other} during the failover (expected 200 or {ERROR_STATUS})"
+            )),
+            None => {
+                row.errors += 1;
+                row.failures.push(format!(
+                    "no answer within {} s during the failover",
+                    REQUEST_TIMEOUT.as_secs()
+                ));
+            }
+        }
+    }
+    let recovered = samples
+        .iter()
+        .filter(|s| s.status == Some(200) && s.at >= last_failure_end.unwrap_or(killed))
+        .map(|s| s.at + s.took)
+        .min();
+    match recovered {
+        Some(at) => {
+            let rec = at.saturating_sub(killed);
+            row.recovery = Some(rec);
+            if rec > FAILOVER_RECOVERY_LIMIT {
+                row.failures.push(format!(
+                    "recovered {} ms after the kill (limit {} s)",
+                    rec.as_millis(),
+                    FAILOVER_RECOVERY_LIMIT.as_secs()
+                ));
+            }
+        }
+        None => row.failures.push(format!(
+            "no successful request after the last failure ({} s after the kill)",
+            (t0.elapsed() - killed).as_secs()
+        )),
+    }
+    let failing = match (first_failure, last_failure_end) {
+        (Some(f), Some(l)) => format!("{} ms", l.saturating_sub(f).as_millis()),
+        _ => "no".to_owned(),
+    };
+
+    // Acknowledged sessions after the promotion.
+    let acked = std::mem::take(&mut *acked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    let (mut gone, mut behind) = (0u32, 0u32);
+    for (cookie, views) in &acked {
+        let r = get(demo.port, Some(cookie)).context("reading a session back")?;
+        if r.status != 200 {
+            bail!("reading a session back: status {}", r.status);
+        }
+        match r.views {
+            // A new session: the acknowledged one is gone.
+            Some(1) if *views >= 1 => gone += 1,
+            // An error answer may still have written: more is fine.
+            Some(v) if v > *views => {}
+            _ => behind += 1,
+        }
+    }
+    row.lost = Some(gone + behind);
+    row.note = format!(
+        "SIGKILL of the master :{master_port} (pid {pid}) after {acks_before} acks; errors over {failing}; \
+         {} sessions checked: {gone} gone, {behind} behind their acknowledged counter; masters now {}; {}",
+        acked.len(),
+        promoted.join(" "),
+        group.how()
+    );
     demo.check_healthy(row);
     drop(demo);
     keep_or_remove(&dir, row);

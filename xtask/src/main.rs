@@ -38,16 +38,22 @@ enum Backend {
     Mongo,
     /// MySQL / MariaDB.
     Mysql,
+    /// store-redis on a Redis Cluster.
+    RedisCluster,
+    /// store-redis on a master found through Redis Sentinel.
+    RedisSentinel,
 }
 
 impl Backend {
-    const ALL: [Backend; 6] = [
+    const ALL: [Backend; 8] = [
         Backend::Memory,
         Backend::Sqlite,
         Backend::Redis,
         Backend::Postgres,
         Backend::Mongo,
         Backend::Mysql,
+        Backend::RedisCluster,
+        Backend::RedisSentinel,
     ];
 
     fn name(self) -> &'static str {
@@ -58,11 +64,25 @@ impl Backend {
             Backend::Postgres => "postgres",
             Backend::Mongo => "mongo",
             Backend::Mysql => "mysql",
+            Backend::RedisCluster => "redis-cluster",
+            Backend::RedisSentinel => "redis-sentinel",
         }
     }
 
     fn package(self) -> String {
-        format!("store-{}", self.name())
+        match self {
+            Backend::RedisCluster | Backend::RedisSentinel => "store-redis".to_owned(),
+            _ => format!("store-{}", self.name()),
+        }
+    }
+
+    /// The conformance test target of the backend's package.
+    fn conformance_test(self) -> &'static str {
+        match self {
+            Backend::RedisCluster => "conformance_cluster",
+            Backend::RedisSentinel => "conformance_sentinel",
+            _ => "conformance",
+        }
     }
 
     fn parse(s: &str) -> Result<Self> {
@@ -70,7 +90,7 @@ impl Backend {
             .into_iter()
             .find(|b| b.name() == s)
             .with_context(|| {
-                format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo mysql")
+                format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo mysql redis-cluster redis-sentinel")
             })
     }
 }
@@ -187,7 +207,7 @@ fn conformance(backends: &[Backend], servers: &mut Servers) -> Result<Vec<Row>> 
             "-p",
             &b.package(),
             "--test",
-            "conformance",
+            b.conformance_test(),
             "--",
             "--format=terse",
         ]);
@@ -305,6 +325,9 @@ fn demo_store_url(b: Backend, servers: &mut Servers) -> Result<Option<String>> {
         (Backend::Postgres, Some((_, url, _))) => Some(join(&url, "table=demo_browser_session")),
         (Backend::Mongo, Some((_, url, _))) => Some(join(&url, "collection=demo_browser_sessions")),
         (Backend::Mysql, Some((_, url, _))) => Some(join(&url, "table=demo_browser_sessions")),
+        (Backend::RedisCluster | Backend::RedisSentinel, Some((_, url, _))) => {
+            Some(join(&url, "prefix=demo-browser:"))
+        }
         (_, None) => bail!("no server for {}", b.name()),
     })
 }
