@@ -370,10 +370,14 @@ fn redis_target(u: &mut StoreUrl) -> Result<RedisTarget> {
                     ))
                 })?),
             };
-            let (username, password) = match userinfo.map(|i| i.split_once(':').unwrap_or(("", i)))
-            {
+            let (username, password) = match userinfo.map(|i| i.split_once(':')) {
                 None => (None, None),
-                Some((user, pass)) => (
+                Some(None) => {
+                    return Err(config(
+                        "credentials in a redis+sentinel URL are :password@ or user:password@",
+                    ))
+                }
+                Some(Some((user, pass))) => (
                     Some(decode(user)?).filter(|u| !u.is_empty()),
                     Some(decode(pass)?),
                 ),
@@ -643,6 +647,7 @@ mod tests {
             "redis+sentinel://s1:26379/",
             "redis+sentinel://s1/m/zero",
             "redis+sentinel://s1,/m",
+            "redis+sentinel://justuser@s1/m",
         ] {
             let mut u = StoreUrl::parse(bad)?;
             assert!(redis_target(&mut u).is_err(), "{bad}");
