@@ -12,6 +12,21 @@
 //! as text. `data` is express-session's JSON. The database runs in WAL mode;
 //! a committed write survives the process being killed.
 //!
+//! # Per-user session index (opt-in)
+//!
+//! With [`SqliteStoreBuilder::principal_index`] on, the table gets one more
+//! column, `principal TEXT` (nullable) with an index `"<table>_principal"`,
+//! holding each record's [`Record::principal`]. [`SqliteStore::create_schema`]
+//! adds both to an existing table as well. `create`, `save` and `save_if`
+//! set it (NULL for a record without a principal), `touch` leaves it, and
+//! [`Store::principal_sessions`] / [`Store::destroy_principal`] use it. Off
+//! by default, so the table stays exactly connect-session-sequelize's. The
+//! column is plain text even when the data is encrypted. Rows written by
+//! Node (which never sets the column) are not in the index; a row whose
+//! data a Node service rewrote for another principal is not listed by
+//! `principal_sessions` (the decoded record is checked), but
+//! `destroy_principal` goes by the column alone.
+//!
 //! ```
 //! use session_core::{Record, SessionId, Store};
 //! use store_sqlite::SqliteStore;
@@ -102,6 +117,7 @@ pub struct SqliteStoreBuilder {
     prune_interval: Option<Duration>,
     max_connections: u32,
     codec: Codec,
+    principal_index: bool,
 }
 
 impl SqliteStoreBuilder {
@@ -143,6 +159,18 @@ impl SqliteStoreBuilder {
     /// Node's store cannot read encrypted rows.
     pub fn encryption(mut self, encryption: Encryption) -> Self {
         self.codec = Codec::encrypted(encryption);
+        self
+    }
+
+    /// Keep the per-user session index (default false; see the crate docs):
+    /// a `principal` column, filled on every write, that
+    /// [`Store::principal_sessions`] and [`Store::destroy_principal`] query.
+    /// Off, both are [`Error::Unsupported`] and the table is
+    /// connect-session-sequelize's unchanged. On, [`SqliteStore::create_schema`]
+    /// (or [`create_schema(true)`](Self::create_schema)) must have run once
+    /// against the table, since every write names the column.
+    pub fn principal_index(mut self, on: bool) -> Self {
+        self.principal_index = on;
         self
     }
 
@@ -194,6 +222,7 @@ impl SqliteStoreBuilder {
             pool,
             table: self.table,
             default_ttl: self.default_ttl,
+            principal_index: self.principal_index,
         });
         let store = SqliteStore {
             inner: inner.clone(),
@@ -223,6 +252,7 @@ struct Inner {
     pool: SqlitePool,
     table: String,
     default_ttl: Duration,
+    principal_index: bool,
 }
 
 /// The SQLite store. Cloning shares the pool.
@@ -245,6 +275,7 @@ impl SqliteStore {
             prune_interval: Some(Duration::from_secs(15 * 60)),
             max_connections: 4,
             codec: Codec::plain(),
+            principal_index: false,
         }
     }
 
@@ -266,6 +297,8 @@ impl SqliteStore {
     }
 
     /// Creates the table and an index on `expires` if they do not exist.
+    /// With [`SqliteStoreBuilder::principal_index`] on, also the `principal`
+    /// column (added to an existing table that lacks it) and its index.
     /// Idempotent, and safe to run from several processes at once.
     pub async fn create_schema(&self) -> Result<()> {
         let t = &self.inner.table;
@@ -277,7 +310,46 @@ CREATE INDEX IF NOT EXISTS "{t}_expires" ON "{t}" (expires);"#
             .execute(&self.inner.pool)
             .await
             .map_err(db_err("create schema"))?;
+        if self.inner.principal_index {
+            self.add_principal_column().await?;
+        }
         Ok(())
+    }
+
+    /// Adds the `principal` column when the table lacks it, and its index.
+    async fn add_principal_column(&self) -> Result<()> {
+        let t = &self.inner.table;
+        let pool = &self.inner.pool;
+        let (has,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?) WHERE name = 'principal')",
+        )
+        .bind(t)
+        .fetch_one(pool)
+        .await
+        .map_err(db_err("create schema"))?;
+        if !has {
+            let added = sqlx::query(&format!(r#"ALTER TABLE "{t}" ADD COLUMN principal TEXT"#))
+                .execute(pool)
+                .await;
+            match added {
+                Ok(_) => tracing::debug!(table = %t, "principal column added"),
+                // Another process added it between the check and the ALTER.
+                Err(sqlx::Error::Database(db)) if db.message().contains("duplicate column") => {}
+                Err(e) => return Err(db_err("create schema")(e)),
+            }
+        }
+        sqlx::query(&format!(
+            r#"CREATE INDEX IF NOT EXISTS "{t}_principal" ON "{t}" (principal)"#
+        ))
+        .execute(pool)
+        .await
+        .map_err(db_err("create schema"))?;
+        Ok(())
+    }
+
+    /// The principal column's value for `record`, when the index is kept.
+    fn principal_of<'r>(&self, record: &'r Record) -> Option<Option<&'r str>> {
+        self.inner.principal_index.then(|| record.principal())
     }
 
     /// The stored text of the live row of `id`: what `load` and
@@ -361,19 +433,28 @@ impl Store for SqliteStore {
                 None => Ok(()),
             };
         }
+        let principal = self.principal_of(record);
+        // ?6 is the principal, only named when the index is kept.
+        let (col, val, set) = match principal {
+            Some(_) => (", principal", ", ?6", ", principal = excluded.principal"),
+            None => ("", "", ""),
+        };
         let sql = format!(
-            r#"INSERT INTO "{t}" (sid, expires, data, "createdAt", "updatedAt") VALUES (?, ?, ?, ?, ?)
+            r#"INSERT INTO "{t}" (sid, expires, data, "createdAt", "updatedAt"{col}) VALUES (?1, ?2, ?3, ?4, ?4{val})
 ON CONFLICT(sid) DO UPDATE SET expires = excluded.expires, data = excluded.data,
-  "createdAt" = excluded."createdAt", "updatedAt" = excluded."updatedAt"
-WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
+  "createdAt" = excluded."createdAt", "updatedAt" = excluded."updatedAt"{set}
+WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?5"#
         );
-        let done = sqlx::query(&sql)
+        let mut query = sqlx::query(&sql)
             .bind(record.id.as_str())
             .bind(&exp_s)
             .bind(self.codec.encode(record)?)
             .bind(&now_s)
-            .bind(&now_s)
-            .bind(&now_s)
+            .bind(&now_s);
+        if let Some(p) = principal {
+            query = query.bind(p);
+        }
+        let done = query
             .execute(&self.inner.pool)
             .await
             .map_err(db_err("create"))?;
@@ -391,14 +472,24 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
         if expires <= now {
             return self.delete_live(&record.id, &now_s, "save").await;
         }
+        let principal = self.principal_of(record);
+        let set = if principal.is_some() {
+            ", principal = ?"
+        } else {
+            ""
+        };
         let sql = format!(
-            r#"UPDATE "{}" SET data = ?, expires = ?, "updatedAt" = ? WHERE sid = ? AND {LIVE}"#,
+            r#"UPDATE "{}" SET data = ?, expires = ?, "updatedAt" = ?{set} WHERE sid = ? AND {LIVE}"#,
             self.inner.table
         );
-        let done = sqlx::query(&sql)
+        let mut query = sqlx::query(&sql)
             .bind(self.codec.encode(record)?)
             .bind(format_date(&expires))
-            .bind(&now_s)
+            .bind(&now_s);
+        if let Some(p) = principal {
+            query = query.bind(p);
+        }
+        let done = query
             .bind(record.id.as_str())
             .bind(&now_s)
             .execute(&self.inner.pool)
@@ -444,7 +535,64 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL.with_principal_index(false)
+        Capabilities::ALL.with_principal_index(self.inner.principal_index)
+    }
+
+    #[instrument(skip_all, name = "sqlite.principal_sessions")]
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        if !self.inner.principal_index {
+            return Err(Error::Unsupported("principal_index"));
+        }
+        let sql = format!(
+            r#"SELECT sid, data FROM "{}" WHERE principal = ? AND {LIVE}"#,
+            self.inner.table
+        );
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(&sql)
+            .bind(principal)
+            .bind(format_date(&time::now()))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(db_err("principal sessions"))?;
+        let mut records = Vec::with_capacity(rows.len());
+        let mut skipped = 0usize;
+        for (sid, data) in rows {
+            let record = SessionId::parse(&sid)
+                .ok()
+                .zip(data)
+                .and_then(|(id, data)| self.codec.decode(id, &data).ok());
+            match record {
+                // Another program may have rewritten the data, not the column.
+                Some(r) if r.principal() == Some(principal) => records.push(r),
+                Some(_) => {}
+                None => skipped += 1,
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                skipped,
+                "indexed rows that are not readable sessions were skipped"
+            );
+        }
+        Ok(records)
+    }
+
+    #[instrument(skip_all, name = "sqlite.destroy_principal")]
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        if !self.inner.principal_index {
+            return Err(Error::Unsupported("principal_index"));
+        }
+        let sql = format!(
+            r#"DELETE FROM "{}" WHERE principal = ? AND sid IS NOT ? AND {LIVE}"#,
+            self.inner.table
+        );
+        let done = sqlx::query(&sql)
+            .bind(principal)
+            .bind(keep.map(SessionId::as_str))
+            .bind(format_date(&time::now()))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err("destroy principal"))?;
+        Ok(done.rows_affected())
     }
 
     async fn ids(&self) -> Result<Vec<SessionId>> {
@@ -505,13 +653,19 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?"#
                 .execute(&self.inner.pool)
                 .await
         } else {
+            let principal = self.principal_of(record);
+            let set = if principal.is_some() { ", principal = ?" } else { "" };
             let sql = format!(
-                r#"UPDATE "{t}" SET data = ?, expires = ?, "updatedAt" = ? WHERE sid = ? AND data = ? AND {LIVE}"#
+                r#"UPDATE "{t}" SET data = ?, expires = ?, "updatedAt" = ?{set} WHERE sid = ? AND data = ? AND {LIVE}"#
             );
-            sqlx::query(&sql)
+            let mut query = sqlx::query(&sql)
                 .bind(&json)
                 .bind(format_date(&expires))
-                .bind(format_date(&now))
+                .bind(format_date(&now));
+            if let Some(p) = principal {
+                query = query.bind(p);
+            }
+            query
                 .bind(record.id.as_str())
                 .bind(expected.as_str())
                 .bind(format_date(&now))

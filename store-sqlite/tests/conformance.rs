@@ -1,4 +1,5 @@
-//! The shared conformance suite against SQLite, one database file per case.
+//! The shared conformance suite against SQLite, one database file per case,
+//! with the per-user index on so its cases run.
 
 use async_trait::async_trait;
 use session_conformance::Fixture;
@@ -18,6 +19,7 @@ async fn fixture() -> Sqlite {
     let path = dir.path().join("sessions.db");
     let store = SqliteStore::builder(path.display().to_string())
         .create_schema(true)
+        .principal_index(true)
         .prune_interval(None)
         .connect()
         .await
@@ -33,14 +35,19 @@ impl Fixture for Sqlite {
 
     async fn put_raw(&self, id: &str, raw: &str, expires: Timestamp) -> anyhow::Result<()> {
         let now = format_date(&time::now());
-        sqlx::query(r#"INSERT OR REPLACE INTO "Sessions" VALUES (?, ?, ?, ?, ?)"#)
-            .bind(id)
-            .bind(format_date(&expires))
-            .bind(raw)
-            .bind(&now)
-            .bind(&now)
-            .execute(self.store.pool())
-            .await?;
+        // Names the columns: the table also has the `principal` column. A
+        // replaced row loses its principal, as when Node rewrites it.
+        sqlx::query(
+            r#"INSERT OR REPLACE INTO "Sessions" (sid, expires, data, "createdAt", "updatedAt")
+               VALUES (?, ?, ?, ?, ?)"#,
+        )
+        .bind(id)
+        .bind(format_date(&expires))
+        .bind(raw)
+        .bind(&now)
+        .bind(&now)
+        .execute(self.store.pool())
+        .await?;
         Ok(())
     }
 

@@ -1,10 +1,11 @@
 //! SQLite-specific behaviour: the Sequelize layout, schema creation, the
-//! prune task and the in-memory database.
+//! prune task, the in-memory database and the opt-in per-user index.
 
+use anyhow::Context;
 use session_core::time;
-use session_core::{Record, SessionId, Store};
+use session_core::{Error, Record, SessionId, SessionMeta, Store, WriteOutcome};
 use std::time::Duration;
-use store_sqlite::{parse_date, SqliteStore};
+use store_sqlite::{format_date, parse_date, SqliteStore};
 
 async fn open(dir: &tempfile::TempDir, table: &str) -> anyhow::Result<SqliteStore> {
     Ok(
@@ -150,5 +151,121 @@ INSERT INTO "Sessions" SELECT 'expired' || i, '2000-01-01 00:00:00.000 +00:00', 
         .fetch_one(store.pool())
         .await?;
     assert_eq!(left, 1);
+    Ok(())
+}
+
+/// A session tagged with `principal`, live for an hour.
+fn tagged(principal: &str) -> anyhow::Result<Record> {
+    let mut r = Record::new(SessionId::generate());
+    r.cookie
+        .set_max_age(Some(Duration::from_secs(3600)), time::now());
+    let mut meta = SessionMeta::default();
+    meta.principal = Some(principal.into());
+    r.set_meta(Some(&meta))?;
+    Ok(r)
+}
+
+async fn columns(store: &SqliteStore, table: &str) -> anyhow::Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+            .bind(table)
+            .fetch_all(store.pool())
+            .await?,
+    )
+}
+
+#[tokio::test]
+async fn principal_index_is_off_by_default_and_leaves_the_table_alone() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = open(&dir, "Sessions").await?;
+    assert!(!store.capabilities().principal_index);
+    assert_eq!(
+        columns(&store, "Sessions").await?,
+        ["sid", "expires", "data", "createdAt", "updatedAt"]
+    );
+    store.create(&tagged("alice")?).await?;
+    assert!(matches!(
+        store.principal_sessions("alice").await,
+        Err(Error::Unsupported(_))
+    ));
+    assert!(matches!(
+        store.destroy_principal("alice", None).await,
+        Err(Error::Unsupported(_))
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn principal_index_is_added_to_an_existing_table_and_skips_node_rows() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.db").display().to_string();
+    // The table as connect-session-sequelize made it, with a row Node wrote
+    // for alice (it carries the metadata but never sets the column).
+    let node = open(&dir, "Sessions").await?;
+    let from_node = tagged("alice")?;
+    let now = format_date(&time::now());
+    sqlx::query(r#"INSERT INTO "Sessions" VALUES (?, ?, ?, ?, ?)"#)
+        .bind(from_node.id.as_str())
+        .bind(format_date(&time::from_millis(
+            time::now().timestamp_millis() + 3_600_000,
+        )))
+        .bind(from_node.to_json()?)
+        .bind(&now)
+        .bind(&now)
+        .execute(node.pool())
+        .await?;
+
+    let indexed = || {
+        SqliteStore::builder(&path)
+            .create_schema(true)
+            .principal_index(true)
+            .prune_interval(None)
+            .connect()
+    };
+    // Two processes starting at once, then a restart: idempotent.
+    let (store, other) = tokio::join!(indexed(), indexed());
+    let (store, _other) = (store?, other?);
+    store.create_schema().await?;
+    assert!(store.capabilities().principal_index);
+    assert_eq!(
+        columns(&store, "Sessions").await?,
+        [
+            "sid",
+            "expires",
+            "data",
+            "createdAt",
+            "updatedAt",
+            "principal"
+        ]
+    );
+    let indexes: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_index_list('Sessions') ORDER BY name")
+            .fetch_all(store.pool())
+            .await?;
+    assert!(
+        indexes.iter().any(|i| i == "Sessions_principal"),
+        "{indexes:?}"
+    );
+
+    let from_rust = tagged("alice")?;
+    store.create(&from_rust).await?;
+    let listed = store.principal_sessions("alice").await?;
+    assert_eq!(listed.len(), 1, "the Node row is not listed");
+    assert_eq!(listed[0], from_rust);
+    assert!(
+        store.load(&from_node.id).await?.is_some(),
+        "still a session"
+    );
+    assert_eq!(store.destroy_principal("alice", None).await?, 1);
+    assert!(store.load(&from_node.id).await?.is_some(), "Node row left");
+    assert!(store.load(&from_rust.id).await?.is_none());
+    // Written again by Rust, the Node session joins the index; touched, it stays.
+    let loaded = store.load(&from_node.id).await?.context("gone")?;
+    assert_eq!(store.save(&loaded).await?, WriteOutcome::Written);
+    assert_eq!(
+        store.touch(&from_node.id, None).await?,
+        WriteOutcome::Written
+    );
+    assert_eq!(store.principal_sessions("alice").await?.len(), 1);
     Ok(())
 }
