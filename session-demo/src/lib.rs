@@ -7,6 +7,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `SESSION_STORE_URL` | any URL `session_stores::connect` takes | `sqlite://sessions.db` (in the working directory) |
+//! | `SESSION_ENCRYPTION_KEYS` | encrypt sessions at rest: comma-separated base64 32-byte keys, the first seals | unset (no encryption) |
 //! | `SESSION_SECRET` | signing secret(s), comma-separated, ≥ 32 bytes each; the first signs | generated once into `.session-secret` (mode 0600) |
 //! | `SESSION_SECRET_FILE` | where a generated secret is kept | `.session-secret` |
 //! | `HOST`, `PORT` | where to listen | `127.0.0.1`, `3000` |
@@ -126,7 +127,8 @@ fn write_private(file: &Path, secret: &str) -> std::io::Result<()> {
 
 /// Connects the store and builds the router with the session layer.
 pub async fn build(settings: &Settings) -> anyhow::Result<Router> {
-    let store = session_stores::connect(&settings.store_url)
+    let at_rest = session_stores::AtRest::from_env()?;
+    let store = session_stores::connect_with(&settings.store_url, &at_rest)
         .await
         .with_context(|| {
             format!(

@@ -36,6 +36,12 @@
 //! the database number apply to the master; a Sentinel without a port gets
 //! 26379.
 //!
+//! | `hashed_ids` | all | keep records under SHA-256 of their ids ([`HashedIds`]) | `false` |
+//!
+//! Encryption keys never go in the URL: [`connect_with`] takes them in an
+//! [`AtRest`], which [`AtRest::from_env`] fills from
+//! `SESSION_ENCRYPTION_KEYS` (comma-separated base64 keys, first seals).
+//!
 //! An unknown scheme, a backend whose feature is off, an unknown or bad
 //! option is an [`Error::Config`] naming the problem.
 //!
@@ -51,18 +57,71 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use session_core::{Error, Result, Store};
+use session_core::encryption::{Encryption, Key};
+use session_core::{Error, HashedIds, Result, Store};
 use std::borrow::Cow;
 use std::sync::Arc;
 #[allow(unused_imports)]
 use std::time::Duration;
 
 /// A URL taken apart: scheme, the part before `?`, and the query pairs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StoreUrl {
     scheme: String,
     base: String,
     options: Vec<(String, String)>,
+    /// From [`AtRest`], applied by each server backend.
+    encryption: Option<Encryption>,
+}
+
+/// What a store keeps at rest, beside what the URL configures: encryption
+/// keys (never in the URL, which ends up in logs) and hashed ids.
+#[derive(Debug, Clone, Default)]
+pub struct AtRest {
+    /// Seal records with these keys (server stores; the in-process memory
+    /// store has nothing at rest and ignores it).
+    pub encryption: Option<Encryption>,
+    /// Keep records under SHA-256 of their ids ([`HashedIds`]). The URL
+    /// option `hashed_ids=true` turns it on too.
+    pub hashed_ids: bool,
+}
+
+/// The environment variable [`AtRest::from_env`] reads encryption keys from.
+pub const ENCRYPTION_KEYS_VAR: &str = "SESSION_ENCRYPTION_KEYS";
+
+impl AtRest {
+    /// Encryption keys from `SESSION_ENCRYPTION_KEYS`: comma-separated,
+    /// each 32 bytes in standard base64 (`openssl rand -base64 32`); the
+    /// first seals, all open. Unset or empty: no encryption. A malformed
+    /// key is an [`Error::Config`] that does not echo it.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var(ENCRYPTION_KEYS_VAR) {
+            Ok(v) if !v.trim().is_empty() => Ok(AtRest {
+                encryption: Some(parse_keys(&v)?),
+                hashed_ids: false,
+            }),
+            _ => Ok(AtRest::default()),
+        }
+    }
+}
+
+/// Parses comma-separated base64 AES-256 keys.
+pub fn parse_keys(list: &str) -> Result<Encryption> {
+    use base64::Engine;
+    let keys = list
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .enumerate()
+        .map(|(i, k)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .map_err(|_| config(format!("encryption key {} is not base64", i + 1)))?;
+            Key::from_slice(&bytes)
+                .map_err(|_| config(format!("encryption key {} is not 32 bytes", i + 1)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Encryption::new(keys)
 }
 
 fn config(msg: impl Into<Cow<'static, str>>) -> Error {
@@ -96,6 +155,7 @@ impl StoreUrl {
             scheme,
             base: base.to_owned(),
             options,
+            encryption: None,
         })
     }
 
@@ -183,16 +243,32 @@ fn feature_off(backend: &str, feature: &str) -> Error {
 
 /// Connects to the store a URL names. See the crate docs for schemes and options.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    connect_with(url, &AtRest::default()).await
+}
+
+/// Like [`connect`], with encryption at rest and hashed ids as `at_rest` says.
+pub async fn connect_with(url: &str, at_rest: &AtRest) -> Result<Arc<dyn Store>> {
     let mut u = StoreUrl::parse(url)?;
+    let hashed = u.take_bool("hashed_ids", false)? || at_rest.hashed_ids;
+    u.encryption = at_rest.encryption.clone();
+    let store = open(&mut u).await?;
+    Ok(if hashed {
+        Arc::new(HashedIds::new(store))
+    } else {
+        store
+    })
+}
+
+async fn open(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     match u.scheme.as_str() {
-        "memory" => memory(&mut u),
-        "sqlite" => sqlite(&mut u).await,
+        "memory" => memory(u),
+        "sqlite" => sqlite(u).await,
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel" => {
-            redis(&mut u).await
+            redis(u).await
         }
-        "postgres" | "postgresql" => postgres(&mut u).await,
-        "mongodb" | "mongodb+srv" => mongo(&mut u).await,
-        "mysql" | "mariadb" => mysql(&mut u).await,
+        "postgres" | "postgresql" => postgres(u).await,
+        "mongodb" | "mongodb+srv" => mongo(u).await,
+        "mysql" | "mariadb" => mysql(u).await,
         other => Err(config(format!(
             "unknown store URL scheme {other:?}; expected memory, sqlite, redis, rediss, redis+cluster, redis+sentinel, postgres, mongodb, mysql"
         ))),
@@ -261,6 +337,9 @@ async fn sqlite(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     }
     if let Some(p) = prune {
         b = b.prune_interval((!p.is_zero()).then_some(p));
+    }
+    if let Some(e) = u.encryption.clone() {
+        b = b.encryption(e);
     }
     Ok(Arc::new(b.connect().await?))
 }
@@ -447,6 +526,9 @@ async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     if let Some(t) = timeout {
         b = b.connect_timeout(t);
     }
+    if let Some(e) = u.encryption.clone() {
+        b = b.encryption(e);
+    }
     Ok(Arc::new(b.connect().await?))
 }
 
@@ -479,6 +561,9 @@ async fn postgres(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     if let Some(t) = timeout {
         b = b.connect_timeout(t);
     }
+    if let Some(e) = u.encryption.clone() {
+        b = b.encryption(e);
+    }
     Ok(Arc::new(b.connect().await?))
 }
 
@@ -506,6 +591,9 @@ async fn mongo(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     }
     if let Some(t) = timeout {
         b = b.connect_timeout(t);
+    }
+    if let Some(e) = u.encryption.clone() {
+        b = b.encryption(e);
     }
     Ok(Arc::new(b.connect().await?))
 }
@@ -535,6 +623,9 @@ async fn mysql(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     if let Some(t) = timeout {
         b = b.connect_timeout(t);
     }
+    if let Some(e) = u.encryption.clone() {
+        b = b.encryption(e);
+    }
     Ok(Arc::new(b.connect().await?))
 }
 
@@ -546,6 +637,54 @@ async fn mysql(_: &mut StoreUrl) -> Result<Arc<dyn Store>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encryption_keys_parse_and_errors_do_not_echo_them() -> Result<()> {
+        let k1 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let k2 = "HxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxs=";
+        let enc = parse_keys(&format!("{k1}, {k2}"))?;
+        let sealed = enc.seal("x")?;
+        assert_eq!(parse_keys(k1)?.open(&sealed)?, "x");
+        for bad in ["not-base64!", "AAAA", ""] {
+            match parse_keys(bad) {
+                Err(Error::Config(msg)) => assert!(bad.is_empty() || !msg.contains(bad)),
+                other => unreachable!("{bad:?}: {other:?}"),
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn at_rest_options_reach_the_store() -> anyhow::Result<()> {
+        use session_core::{Record, SessionId};
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let at_rest = AtRest {
+            encryption: Some(parse_keys("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")?),
+            hashed_ids: false,
+        };
+        let sealed = connect_with(&url, &at_rest).await?;
+        let record = Record::new(SessionId::generate());
+        sealed.create(&record).await?;
+        assert_eq!(sealed.load(&record.id).await?, Some(record.clone()));
+        let plain = connect(&url).await?;
+        assert!(matches!(
+            plain.load(&record.id).await,
+            Err(Error::Decode(_))
+        ));
+
+        let hashed = connect(&format!("{url}?hashed_ids=true")).await?;
+        let other = Record::new(SessionId::generate());
+        hashed.create(&other).await?;
+        assert_eq!(hashed.load(&other.id).await?, Some(other.clone()));
+        assert!(
+            plain.load(&other.id).await?.is_none(),
+            "stored under the id"
+        );
+        assert!(!hashed.capabilities().ids);
+        Ok(())
+    }
 
     #[test]
     fn urls_split_into_scheme_base_and_options() -> Result<()> {
