@@ -132,6 +132,8 @@ pub struct RedisStoreBuilder {
     response_timeout: Duration,
     scan_count: u32,
     codec: Codec,
+    principal_index: bool,
+    principal_prefix: Option<String>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -154,6 +156,8 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("scan_count", &self.scan_count)
+            .field("principal_index", &self.principal_index)
+            .field("principal_prefix", &self.principal_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -210,11 +214,47 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Whether to keep the per-user index ([`Store::principal_sessions`],
+    /// [`Store::destroy_principal`]; default `true`). It costs writes of
+    /// sessions that carry a principal one more round trip (the set
+    /// update), and every `save` and `touch` reads the previous value back
+    /// (`SET … GET`, `EXPIRE` + `GET` in one script). Turn it off to get
+    /// connect-redis's plain commands, or on servers older than Redis 7.0
+    /// (`SET … NX GET`, `PEXPIRE … NX|GT`).
+    pub fn principal_index(mut self, on: bool) -> Self {
+        self.principal_index = on;
+        self
+    }
+
+    /// Key prefix of the per-user index sets: principal `p`'s set is
+    /// `principal_prefix + p`. Default: the session prefix with its final
+    /// `:` replaced by `-principal:` (`sess:` → `sess-principal:`,
+    /// `myapp:sess:` → `myapp:sess-principal:`), so the sets stay in the
+    /// application's key space (ACL patterns like `~myapp:*`) but are never
+    /// matched by the sessions' own `SCAN prefix*`. A session prefix that
+    /// does not end with `:` (or is empty) gives no default: the index is
+    /// then off (with a warning) unless this is set.
+    ///
+    /// Neither prefix may start with the other ([`Error::Config`]
+    /// otherwise): `ids`/`count`/`clear` would see the sets, or a principal's
+    /// set could have a session's key.
+    pub fn principal_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.principal_prefix = Some(prefix.into());
+        self
+    }
+
     fn check(&self) -> Result<()> {
         if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
             return Err(Error::Config(
                 "redis timeouts must be greater than zero".into(),
             ));
+        }
+        if let Some(explicit) = &self.principal_prefix {
+            if self.principal_index && !disjoint(&self.prefix, explicit) {
+                return Err(Error::Config(
+                    "the principal prefix and the session prefix must be non-empty and neither may start with the other".into(),
+                ));
+            }
         }
         match &self.deployment {
             Deployment::Cluster(nodes) if nodes.is_empty() => Err(Error::Config(
@@ -331,9 +371,22 @@ impl RedisStoreBuilder {
     }
 
     fn build(self, conn: Conn) -> RedisStore {
+        let principal_prefix = if self.principal_index {
+            let found = index_prefix(&self.prefix, self.principal_prefix.as_deref());
+            if found.is_none() {
+                warn!(
+                    prefix = %self.prefix,
+                    "per-user session index off: no principal prefix is derived from a session prefix that does not end with ':' (set principal_prefix)"
+                );
+            }
+            found.map(Into::into)
+        } else {
+            None
+        };
         RedisStore {
             conn: RedisConnection(conn),
             prefix: self.prefix.into(),
+            principal_prefix,
             default_ttl: self.default_ttl,
             scan_count: self.scan_count,
             codec: self.codec,
@@ -353,6 +406,8 @@ impl RedisStoreBuilder {
 pub struct RedisStore {
     conn: RedisConnection,
     prefix: Box<str>,
+    /// Key prefix of the per-user index sets; `None`: the index is off.
+    principal_prefix: Option<Box<str>>,
     default_ttl: Duration,
     scan_count: u32,
     codec: Codec,
@@ -362,6 +417,7 @@ impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
+            .field("principal_prefix", &self.principal_prefix)
             .field("default_ttl", &self.default_ttl)
             .finish_non_exhaustive()
     }
@@ -402,6 +458,59 @@ local ttl = tonumber(ARGV[3])
 if ttl <= 0 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl) end
 return 2
 ";
+
+/// Per-user index: adds the id ARGV[1] to the set KEYS[1] and makes the set
+/// live at least ARGV[2] ms more. `NX` gives a new set (no expiry yet) its
+/// expiry, `GT` only ever lengthens an existing one, so the set outlives its
+/// longest-lived member. Relative (`PEXPIRE`), so the set's and the
+/// session's expiry are both on the server's clock. One key: runs in a
+/// cluster too.
+const INDEX_ADD: &str = r"
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
+return 1
+";
+
+/// `touch` with the index on: `EXPIRE`, and the value when the key exists
+/// (so the store can read its principal and lengthen the principal's set).
+const TOUCH_GET: &str = r"
+if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 1 then return redis.call('GET', KEYS[1]) end
+return false
+";
+
+/// Deletes the key only if it still holds exactly ARGV[1]; returns 1 if it did.
+const DEL_IF: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// How much longer than the session an index set is kept: covers the round
+/// trip between the session's `SET … EX` and the set's `PEXPIRE`.
+const INDEX_SLACK_MS: i64 = 60_000;
+
+/// Keys per `MGET` / `SREM` when the index reads members.
+const INDEX_BATCH: usize = 100;
+
+/// How often `destroy_principal` retries a conditional delete of a session
+/// that changed (and still has the principal) before deleting it outright.
+const DESTROY_ATTEMPTS: usize = 4;
+
+/// Whether two key prefixes can never name the same key nor match each
+/// other's `SCAN prefix*`.
+fn disjoint(a: &str, b: &str) -> bool {
+    !a.is_empty() && !b.is_empty() && !a.starts_with(b) && !b.starts_with(a)
+}
+
+/// The index sets' prefix: `explicit`, else derived from the session prefix
+/// (`sess:` → `sess-principal:`); `None` when none fits.
+fn index_prefix(prefix: &str, explicit: Option<&str>) -> Option<String> {
+    let derived = match explicit {
+        Some(p) => p.to_owned(),
+        None => format!("{}-principal:", prefix.strip_suffix(':')?),
+    };
+    disjoint(prefix, &derived).then_some(derived)
+}
 
 /// Escapes the glob characters of `SCAN MATCH` so a prefix matches literally.
 fn escape_glob(prefix: &str) -> String {
@@ -464,6 +573,8 @@ impl RedisStoreBuilder {
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             scan_count: DEFAULT_SCAN_COUNT,
             codec: Codec::plain(),
+            principal_index: true,
+            principal_prefix: None,
         }
     }
 }
@@ -494,6 +605,24 @@ impl RedisStore {
         key
     }
 
+    /// The key prefix of the per-user index sets; `None` when the index is
+    /// off (see [`RedisStoreBuilder::principal_prefix`]).
+    pub fn principal_prefix(&self) -> Option<&str> {
+        self.principal_prefix.as_deref()
+    }
+
+    /// The Redis key of `principal`'s index set (`principal_prefix +
+    /// principal`): a SET of the ids of the sessions written with that
+    /// principal. `None` when the index is off.
+    pub fn principal_key(&self, principal: &str) -> Option<String> {
+        self.principal_prefix.as_deref().map(|p| {
+            let mut key = String::with_capacity(p.len() + principal.len());
+            key.push_str(p);
+            key.push_str(principal);
+            key
+        })
+    }
+
     /// The connection, for commands of your own (and for tests): whatever
     /// the deployment, it implements [`redis::aio::ConnectionLike`].
     pub fn connection(&self) -> RedisConnection {
@@ -508,10 +637,10 @@ impl RedisStore {
         time::ttl_secs(&at, &now)
     }
 
-    /// Every key under the prefix, one `SCAN` page at a time; in a
-    /// cluster, on every master in turn.
-    async fn scan_keys(&self, context: &'static str) -> Result<Vec<String>> {
-        let pattern = escape_glob(&self.prefix);
+    /// Every key under `prefix`, one `SCAN` page at a time; in a cluster,
+    /// on every master in turn.
+    async fn scan_keys(&self, prefix: &str, context: &'static str) -> Result<Vec<String>> {
+        let pattern = escape_glob(prefix);
         let scan = |cursor: u64| {
             let mut cmd = redis::cmd("SCAN");
             cmd.arg(cursor)
@@ -589,6 +718,247 @@ impl RedisStore {
     }
 }
 
+/// The per-user index: one SET of session ids per principal.
+///
+/// Writers do the session write first and the set update after it (`SET`,
+/// then `SADD`). Taking an id out of a set ([`RedisStore::unindex`]) is
+/// `SREM`, then a fresh read of the session that puts the id back if the
+/// session has (again) that principal: a writer whose `SET` came before that
+/// read is seen by it, one whose `SET` came after it does its `SADD` after
+/// the `SREM`. So a live session is never left out of its principal's set,
+/// on every deployment, without multi-key scripts (the set and the session
+/// key are in different slots of a cluster). Members may be stale (the
+/// session died or changed principal): readers check each one and prune it.
+impl RedisStore {
+    /// Adds `id` to `principal`'s set, kept at least `ttl_ms` more.
+    async fn index_add(
+        &self,
+        principal: &str,
+        id: &SessionId,
+        ttl_ms: i64,
+        context: &'static str,
+    ) -> Result<()> {
+        let Some(set) = self.principal_key(principal) else {
+            return Ok(());
+        };
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::Script::new(INDEX_ADD)
+            .key(set)
+            .arg(id.as_str())
+            .arg(ttl_ms.saturating_add(INDEX_SLACK_MS))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| classify(context, e))?;
+        Ok(())
+    }
+
+    /// The principal of a stored value, `None` when it has none or cannot
+    /// be decoded (logged: the id may then stay in a set it left, until a
+    /// reader prunes it).
+    fn stored_principal(&self, id: &SessionId, stored: &[u8]) -> Option<String> {
+        match self.codec.decode_slice(id.clone(), stored) {
+            Ok(record) => record.principal().map(str::to_owned),
+            Err(e) => {
+                warn!(error = %e, "previous session value does not decode; its principal is unknown");
+                None
+            }
+        }
+    }
+
+    /// After `record` was written (`ttl` seconds) over `old` (the value it
+    /// replaced, if known): its id joins its principal's set, and leaves
+    /// the set of the principal `old` had, when that differs.
+    async fn reindex(
+        &self,
+        record: &Record,
+        old: Option<&[u8]>,
+        ttl: i64,
+        context: &'static str,
+    ) -> Result<()> {
+        if self.principal_prefix.is_none() {
+            return Ok(());
+        }
+        let new = record.principal();
+        if let Some(p) = new {
+            self.index_add(p, &record.id, ttl.saturating_mul(1000), context)
+                .await?;
+        }
+        let old = old.and_then(|o| self.stored_principal(&record.id, o));
+        if let Some(old) = old.filter(|o| Some(o.as_str()) != new) {
+            debug!("principal changed");
+            self.unindex(&old, std::slice::from_ref(&record.id), context)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The stored values of `ids`, in order (`MGET` in batches; in a
+    /// cluster the driver splits each by slot).
+    async fn get_many(
+        &self,
+        ids: &[SessionId],
+        context: &'static str,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut values = Vec::with_capacity(ids.len());
+        let mut conn = self.conn.clone();
+        for batch in ids.chunks(INDEX_BATCH) {
+            let keys: Vec<String> = batch.iter().map(|id| self.key(id)).collect();
+            let page: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify(context, e))?;
+            values.extend(page);
+        }
+        Ok(values)
+    }
+
+    /// Takes `ids` out of `principal`'s set, then puts back those whose
+    /// session has that principal after all (see the `impl` doc: a write
+    /// racing with the removal is never lost).
+    async fn unindex(
+        &self,
+        principal: &str,
+        ids: &[SessionId],
+        context: &'static str,
+    ) -> Result<()> {
+        let Some(set) = self.principal_key(principal) else {
+            return Ok(());
+        };
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        for batch in ids.chunks(INDEX_BATCH) {
+            let members: Vec<&str> = batch.iter().map(SessionId::as_str).collect();
+            let _: i64 = redis::cmd("SREM")
+                .arg(&set)
+                .arg(&members)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify(context, e))?;
+        }
+        let values = self.get_many(ids, context).await?;
+        for (id, value) in ids.iter().zip(values) {
+            let Some(value) = value else { continue };
+            let owner = self.codec.decode_slice(id.clone(), &value);
+            // Undecodable: its principal is unknown; keep it indexed.
+            let back = owner.map_or(true, |r| r.principal() == Some(principal));
+            if !back {
+                continue;
+            }
+            let pttl: i64 = redis::cmd("PTTL")
+                .arg(self.key(id))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify(context, e))?;
+            if pttl > 0 {
+                debug!("session written meanwhile; put back in its principal's set");
+                self.index_add(principal, id, pttl, context).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The members of `principal`'s set whose session is live and has that
+    /// principal, with their stored bytes; the other members are taken out
+    /// of the set. Members that do not decode are skipped (logged) and kept.
+    async fn indexed(
+        &self,
+        principal: &str,
+        context: &'static str,
+    ) -> Result<Vec<(Record, Vec<u8>)>> {
+        let set = self
+            .principal_key(principal)
+            .ok_or(Error::Unsupported("principal_index"))?;
+        let mut conn = self.conn.clone();
+        let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+            .arg(&set)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| classify(context, e))?;
+        let mut ids = Vec::with_capacity(members.len());
+        let mut junk = Vec::new();
+        for member in members {
+            match std::str::from_utf8(&member).map(SessionId::parse) {
+                Ok(Ok(id)) => ids.push(id),
+                _ => junk.push(member),
+            }
+        }
+        if !junk.is_empty() {
+            warn!(
+                count = junk.len(),
+                "members of a principal's set that are not session ids were removed"
+            );
+            let _: i64 = redis::cmd("SREM")
+                .arg(&set)
+                .arg(&junk)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify(context, e))?;
+        }
+        let values = self.get_many(&ids, context).await?;
+        let mut live = Vec::with_capacity(ids.len());
+        let mut stale = Vec::new();
+        let mut undecodable = 0usize;
+        for (id, value) in ids.into_iter().zip(values) {
+            let Some(bytes) = value else {
+                stale.push(id);
+                continue;
+            };
+            match self.codec.decode_slice(id.clone(), &bytes) {
+                Ok(record) if record.principal() == Some(principal) => live.push((record, bytes)),
+                Ok(_) => stale.push(id),
+                Err(_) => undecodable += 1,
+            }
+        }
+        if undecodable > 0 {
+            warn!(
+                undecodable,
+                "sessions in a principal's set that do not decode were skipped"
+            );
+        }
+        debug!(live = live.len(), stale = stale.len());
+        self.unindex(principal, &stale, context).await?;
+        Ok(live)
+    }
+
+    /// Deletes the session of `id` if it still has `principal`: a delete
+    /// conditional on the value read (`stored`); when the session changed
+    /// meanwhile, it is read again and, still the principal's, deleted
+    /// again, outright after a few changes. Whether it was deleted.
+    async fn delete_principal_session(
+        &self,
+        principal: &str,
+        id: &SessionId,
+        mut stored: Vec<u8>,
+        context: &'static str,
+    ) -> Result<bool> {
+        let key = self.key(id);
+        let mut conn = self.conn.clone();
+        for _ in 0..DESTROY_ATTEMPTS {
+            let deleted: i64 = redis::Script::new(DEL_IF)
+                .key(&key)
+                .arg(&stored)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| classify(context, e))?;
+            if deleted > 0 {
+                return Ok(true);
+            }
+            let Some(now) = self.get(id).await? else {
+                return Ok(false);
+            };
+            match self.codec.decode_slice(id.clone(), &now) {
+                Ok(record) if record.principal() == Some(principal) => stored = now,
+                _ => return Ok(false),
+            }
+        }
+        debug!("session kept changing; deleted outright");
+        self.del(&key, context).await
+    }
+}
+
 #[async_trait]
 impl Store for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -638,10 +1008,10 @@ impl Store for RedisStore {
             let created = reply != Value::Nil;
             debug!(ttl, created);
             if !created {
-                Err(Error::Collision)
-            } else {
-                Ok(())
+                return Err(Error::Collision);
             }
+            // A new key: no earlier principal to leave.
+            self.reindex(record, None, ttl, "creating a session").await
         }
         .instrument(span)
         .await
@@ -663,22 +1033,34 @@ impl Store for RedisStore {
                 });
             }
             let mut conn = self.conn.clone();
-            let reply: Value = redis::cmd("SET")
-                .arg(&key)
-                .arg(json)
-                .arg("XX")
-                .arg("EX")
-                .arg(ttl)
+            let mut set = redis::cmd("SET");
+            set.arg(&key).arg(json).arg("XX").arg("EX").arg(ttl);
+            if self.principal_prefix.is_none() {
+                let reply: Value = set
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| classify("saving a session", e))?;
+                let outcome = if reply == Value::Nil {
+                    WriteOutcome::Gone
+                } else {
+                    WriteOutcome::Written
+                };
+                debug!(ttl, ?outcome);
+                return Ok(outcome);
+            }
+            // With the index: the value replaced, for its principal.
+            let old: Option<Vec<u8>> = set
+                .arg("GET")
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| classify("saving a session", e))?;
-            let outcome = if reply == Value::Nil {
-                WriteOutcome::Gone
-            } else {
-                WriteOutcome::Written
+            debug!(ttl, written = old.is_some());
+            let Some(old) = old else {
+                return Ok(WriteOutcome::Gone);
             };
-            debug!(ttl, ?outcome);
-            Ok(outcome)
+            self.reindex(record, Some(&old), ttl, "saving a session")
+                .await?;
+            Ok(WriteOutcome::Written)
         }
         .instrument(span)
         .await
@@ -699,6 +1081,24 @@ impl Store for RedisStore {
                 });
             }
             let mut conn = self.conn.clone();
+            if self.principal_prefix.is_some() {
+                // With the index: the principal's set must outlive the session.
+                let value: Option<Vec<u8>> = redis::Script::new(TOUCH_GET)
+                    .key(&key)
+                    .arg(ttl)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| classify("touching a session", e))?;
+                debug!(ttl, written = value.is_some());
+                let Some(value) = value else {
+                    return Ok(WriteOutcome::Gone);
+                };
+                if let Some(p) = self.stored_principal(id, &value) {
+                    self.index_add(&p, id, ttl.saturating_mul(1000), "touching a session")
+                        .await?;
+                }
+                return Ok(WriteOutcome::Written);
+            }
             let set: i64 = redis::cmd("EXPIRE")
                 .arg(&key)
                 .arg(ttl)
@@ -731,7 +1131,7 @@ impl Store for RedisStore {
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL
             .without_delete_expired()
-            .with_principal_index(false)
+            .with_principal_index(self.principal_prefix.is_some())
     }
 
     async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
@@ -767,6 +1167,16 @@ impl Store for RedisStore {
                 _ => CasOutcome::Gone,
             };
             debug!(?outcome, ttl);
+            if matches!(outcome, CasOutcome::Written(_)) && ttl > 0 {
+                // The value replaced is `expected` itself.
+                self.reindex(
+                    record,
+                    Some(expected.as_str().as_bytes()),
+                    ttl,
+                    "saving a session",
+                )
+                .await?;
+            }
             Ok(outcome)
         }
         .instrument(span)
@@ -776,7 +1186,7 @@ impl Store for RedisStore {
     async fn ids(&self) -> Result<Vec<SessionId>> {
         let span = tracing::debug_span!("redis.ids");
         async {
-            let keys = self.scan_keys("listing sessions").await?;
+            let keys = self.scan_keys(&self.prefix, "listing sessions").await?;
             let mut ids = Vec::with_capacity(keys.len());
             let mut skipped = 0usize;
             for key in &keys {
@@ -801,7 +1211,10 @@ impl Store for RedisStore {
     async fn count(&self) -> Result<u64> {
         let span = tracing::debug_span!("redis.count");
         async {
-            let n = self.scan_keys("counting sessions").await?.len() as u64;
+            let n = self
+                .scan_keys(&self.prefix, "counting sessions")
+                .await?
+                .len() as u64;
             debug!(count = n);
             Ok(n)
         }
@@ -812,7 +1225,10 @@ impl Store for RedisStore {
     async fn clear(&self) -> Result<()> {
         let span = tracing::debug_span!("redis.clear");
         async {
-            let keys = self.scan_keys("clearing sessions").await?;
+            let mut keys = self.scan_keys(&self.prefix, "clearing sessions").await?;
+            if let Some(index) = &self.principal_prefix {
+                keys.extend(self.scan_keys(index, "clearing sessions").await?);
+            }
             let mut conn = self.conn.clone();
             for batch in keys.chunks(500) {
                 let _: i64 = redis::cmd("DEL")
@@ -823,6 +1239,43 @@ impl Store for RedisStore {
             }
             debug!(deleted = keys.len());
             Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        let span = tracing::debug_span!("redis.principal_sessions");
+        async {
+            let live = self
+                .indexed(principal, "listing a principal's sessions")
+                .await?;
+            Ok(live.into_iter().map(|(record, _)| record).collect())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let span = tracing::debug_span!("redis.destroy_principal", keep = ?keep);
+        async {
+            const CONTEXT: &str = "destroying a principal's sessions";
+            let live = self.indexed(principal, CONTEXT).await?;
+            let mut destroyed = Vec::with_capacity(live.len());
+            for (record, stored) in live {
+                if Some(&record.id) == keep {
+                    continue;
+                }
+                if self
+                    .delete_principal_session(principal, &record.id, stored, CONTEXT)
+                    .await?
+                {
+                    destroyed.push(record.id);
+                }
+            }
+            self.unindex(principal, &destroyed, CONTEXT).await?;
+            debug!(destroyed = destroyed.len());
+            Ok(destroyed.len() as u64)
         }
         .instrument(span)
         .await
