@@ -261,14 +261,16 @@ pub async fn connect_with(url: &str, at_rest: &AtRest) -> Result<Arc<dyn Store>>
 
 async fn open(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     match u.scheme.as_str() {
+        // Each backend's future is boxed: their connect futures nest deep
+        // enough to overflow the compiler's query depth when inlined here.
         "memory" => memory(u),
-        "sqlite" => sqlite(u).await,
+        "sqlite" => Box::pin(sqlite(u)).await,
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel" => {
-            redis(u).await
+            Box::pin(redis(u)).await
         }
-        "postgres" | "postgresql" => postgres(u).await,
-        "mongodb" | "mongodb+srv" => mongo(u).await,
-        "mysql" | "mariadb" => mysql(u).await,
+        "postgres" | "postgresql" => Box::pin(postgres(u)).await,
+        "mongodb" | "mongodb+srv" => Box::pin(mongo(u)).await,
+        "mysql" | "mariadb" => Box::pin(mysql(u)).await,
         other => Err(config(format!(
             "unknown store URL scheme {other:?}; expected memory, sqlite, redis, rediss, redis+cluster, redis+sentinel, postgres, mongodb, mysql"
         ))),
