@@ -351,7 +351,74 @@ mod tests {
         ])
     }
 
+    #[test]
+    fn bearer_and_named_header_tokens() {
+        let signer = session_core::Signer::new([session_core::Secret::new(
+            "a secret of at least thirty-two bytes!!",
+        )
+        .expect("secret")])
+        .expect("signer");
+        let id = session_core::SessionId::generate();
+        let token = signer.sign(id.as_str());
+        let mut h = HeaderMap::new();
+        h.append(AUTHORIZATION, HeaderValue::from_static("Basic YTpi"));
+        h.append(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("bearer   {token}")).expect("value"),
+        );
+        assert!(matches!(
+            read_session_header(&h, None, &signer),
+            SessionCookie::Valid(v) if v.id == id
+        ));
+        let name = HeaderName::from_static("x-session-id");
+        assert_eq!(
+            read_session_header(&h, Some(&name), &signer),
+            SessionCookie::Absent
+        );
+        for (value, expected) in [
+            ("", SessionCookie::Absent),
+            ("   ", SessionCookie::Absent),
+            ("plain", SessionCookie::Unsigned),
+            ("s:forged.mac", SessionCookie::Invalid),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name.clone(), HeaderValue::from_str(value).expect("value"));
+            assert_eq!(
+                read_session_header(&h, Some(&name), &signer),
+                expected,
+                "{value:?}"
+            );
+        }
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer"));
+        assert_eq!(
+            read_session_header(&h, None, &signer),
+            SessionCookie::Absent
+        );
+    }
+
     proptest::proptest! {
+        /// Any header bytes: never a panic, and only a correctly signed
+        /// token is valid.
+        #[test]
+        fn header_tokens_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let signer = session_core::Signer::new([session_core::Secret::new(
+                "a secret of at least thirty-two bytes!!",
+            )
+            .expect("secret")])
+            .expect("signer");
+            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                let name = HeaderName::from_static("x-session-id");
+                let mut h = HeaderMap::new();
+                h.insert(name.clone(), value.clone());
+                h.insert(AUTHORIZATION, value);
+                for which in [None, Some(&name)] {
+                    let read = read_session_header(&h, which, &signer);
+                    proptest::prop_assert!(!matches!(read, SessionCookie::Valid(_)));
+                }
+            }
+        }
+
         /// Whatever a stored record (written by any program) says, the
         /// `Set-Cookie` carries only known attributes, each once, with a
         /// valid domain and path.
