@@ -34,6 +34,25 @@
 //! Expiry is the cookie's `expires`, or now + the default TTL (one day) for
 //! a cookie without one, like connect-pg-simple.
 //!
+//! # Per-user session index (opt-in)
+//!
+//! With [`PostgresStoreBuilder::principal_index`] on, the table gets one
+//! more column, `"principal" text` (nullable), with an index
+//! `IDX_<table>_principal`, holding each record's [`Record::principal`].
+//! [`PostgresStore::create_schema`] adds both to an existing table as well
+//! (`ADD COLUMN IF NOT EXISTS`, under the same advisory lock). `create`,
+//! `save` and `save_if` set it (NULL for a record without a principal),
+//! `touch` leaves it, and [`Store::principal_sessions`] (`SELECT … WHERE
+//! principal = $1 AND expire >= now`) and [`Store::destroy_principal`] use
+//! it. Off by default, so the table stays exactly connect-pg-simple's. The
+//! column is plain text even when `sess` is encrypted.
+//!
+//! connect-pg-simple leaves the column alone: rows it inserts have no
+//! principal and are not listed, and a row whose `sess` a Node service
+//! rewrote keeps the column Rust last wrote. `principal_sessions` decodes
+//! each row and drops those whose record names another principal;
+//! `destroy_principal` goes by the column alone.
+//!
 //! ```
 //! use session_core::{Record, SessionId, Store};
 //! use store_postgres::PostgresStore;
@@ -143,6 +162,7 @@ pub struct PostgresStoreBuilder {
     create_schema: bool,
     prune_interval: Option<Duration>,
     codec: Codec,
+    principal_index: bool,
 }
 
 impl fmt::Debug for PostgresStoreBuilder {
@@ -157,6 +177,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("max_connections", &self.max_connections)
             .field("create_schema", &self.create_schema)
             .field("prune_interval", &self.prune_interval)
+            .field("principal_index", &self.principal_index)
             .finish_non_exhaustive()
     }
 }
@@ -220,6 +241,18 @@ impl PostgresStoreBuilder {
     /// [`PostgresStore::stop_pruning`].
     pub fn prune_interval(mut self, interval: Option<Duration>) -> Self {
         self.prune_interval = interval;
+        self
+    }
+
+    /// Keep the per-user session index (default `false`; see the crate
+    /// docs): a `principal` column, filled on every write, that
+    /// [`Store::principal_sessions`] and [`Store::destroy_principal`] query.
+    /// Off, both are [`Error::Unsupported`] and the table is connect-pg-simple's
+    /// unchanged. On, [`PostgresStore::create_schema`] (or
+    /// [`create_schema(true)`](Self::create_schema)) must have run once
+    /// against the table, since every write names the column.
+    pub fn principal_index(mut self, on: bool) -> Self {
+        self.principal_index = on;
         self
     }
 
@@ -289,7 +322,7 @@ impl PostgresStoreBuilder {
     pub async fn with_pool(self, pool: PgPool) -> Result<PostgresStore> {
         let (qualified, schema) = self.names()?;
         let shared = Arc::new(Shared {
-            sql: Sql::new(&qualified),
+            sql: Sql::new(&qualified, self.principal_index),
             pool,
             qualified,
             schema,
@@ -297,6 +330,7 @@ impl PostgresStoreBuilder {
             time_zone: self.time_zone.clone(),
             default_ttl: self.default_ttl,
             codec: self.codec.clone(),
+            principal_index: self.principal_index,
         });
         shared.check_time_zone().await?;
         let store = PostgresStore {
@@ -373,24 +407,41 @@ struct Sql {
     count: String,
     clear: String,
     delete_expired: String,
+    principal_sessions: String,
+    destroy_principal: String,
 }
 
 impl Sql {
-    fn new(t: &str) -> Self {
+    /// With `principal`, the writes also set the `principal` column from
+    /// their last parameter.
+    fn new(t: &str, principal: bool) -> Self {
+        // Bound after the others: `$6` in create and save, `$7` in save_if.
+        let (p_col, p_val, p_set, p_set_if) = if principal {
+            (
+                ", principal",
+                ", $6",
+                ", principal = EXCLUDED.principal",
+                (", principal = $6", ", principal = $7"),
+            )
+        } else {
+            ("", "", "", ("", ""))
+        };
+        let (p_save, p_save_if) = p_set_if;
         Sql {
             load: format!(
                 "SELECT sess::text FROM {t} WHERE sid = $1 AND expire >= ($2 AT TIME ZONE $3)"
             ),
             create: format!(
-                "INSERT INTO {t} AS s (sid, sess, expire) VALUES ($1, $2::json, $3 AT TIME ZONE $5) \
-                 ON CONFLICT (sid) DO UPDATE SET sess = EXCLUDED.sess, expire = EXCLUDED.expire \
+                "INSERT INTO {t} AS s (sid, sess, expire{p_col}) \
+                 VALUES ($1, $2::json, $3 AT TIME ZONE $5{p_val}) \
+                 ON CONFLICT (sid) DO UPDATE SET sess = EXCLUDED.sess, expire = EXCLUDED.expire{p_set} \
                  WHERE s.expire < ($4 AT TIME ZONE $5)"
             ),
             exists_live: format!(
                 "SELECT EXISTS (SELECT 1 FROM {t} WHERE sid = $1 AND expire >= ($2 AT TIME ZONE $3))"
             ),
             save: format!(
-                "UPDATE {t} SET sess = $2::json, expire = ($3 AT TIME ZONE $5) \
+                "UPDATE {t} SET sess = $2::json, expire = ($3 AT TIME ZONE $5){p_save} \
                  WHERE sid = $1 AND expire >= ($4 AT TIME ZONE $5)"
             ),
             delete_live: format!(
@@ -398,7 +449,7 @@ impl Sql {
             ),
             // `json` keeps the text as written, so the stored text is the version.
             save_if: format!(
-                "UPDATE {t} SET sess = $2::json, expire = ($3 AT TIME ZONE $5) \
+                "UPDATE {t} SET sess = $2::json, expire = ($3 AT TIME ZONE $5){p_save_if} \
                  WHERE sid = $1 AND expire >= ($4 AT TIME ZONE $5) AND sess::text = $6"
             ),
             delete_if: format!(
@@ -413,6 +464,14 @@ impl Sql {
             count: format!("SELECT count(*) FROM {t} WHERE expire >= ($1 AT TIME ZONE $2)"),
             clear: format!("DELETE FROM {t}"),
             delete_expired: format!("DELETE FROM {t} WHERE expire < ($1 AT TIME ZONE $2)"),
+            principal_sessions: format!(
+                "SELECT sid, sess::text FROM {t} \
+                 WHERE principal = $1 AND expire >= ($2 AT TIME ZONE $3)"
+            ),
+            destroy_principal: format!(
+                "DELETE FROM {t} WHERE principal = $1 AND sid IS DISTINCT FROM $2 \
+                 AND expire >= ($3 AT TIME ZONE $4)"
+            ),
         }
     }
 }
@@ -429,6 +488,7 @@ struct Shared {
     time_zone: String,
     default_ttl: Duration,
     codec: Codec,
+    principal_index: bool,
 }
 
 impl Shared {
@@ -449,6 +509,61 @@ impl Shared {
 
     fn expiry(&self, expires: Option<Timestamp>, now: Timestamp) -> Timestamp {
         time::store_expiry(expires, self.default_ttl, now)
+    }
+
+    /// The `principal` column's value for `record`, when the index is kept
+    /// (the statements then have the extra parameter). PostgreSQL text
+    /// cannot hold NUL, so such a principal is an [`Error::Encode`].
+    fn principal_of<'r>(&self, record: &'r Record) -> Result<Option<Option<&'r str>>> {
+        if !self.principal_index {
+            return Ok(None);
+        }
+        match record.principal() {
+            Some(p) if p.contains('\0') => Err(Error::Encode(
+                "a principal containing NUL cannot be indexed in PostgreSQL".into(),
+            )),
+            p => Ok(Some(p)),
+        }
+    }
+
+    /// Adds the `principal` column and its index when missing. Runs inside
+    /// `create_schema`'s transaction, under its advisory lock; checks the
+    /// catalog first so an indexed table takes no `ALTER TABLE` lock.
+    async fn add_principal_column(&self, tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+        let t = &self.qualified;
+        let has_column: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass \
+             AND attname = 'principal' AND NOT attisdropped)",
+        )
+        .bind(t)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !has_column {
+            sqlx::query(&format!(
+                "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS \"principal\" text"
+            ))
+            .execute(&mut *tx)
+            .await?;
+            debug!("principal column added");
+        }
+        let has_index: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+             ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+             WHERE i.indrelid = $1::regclass AND a.attname = 'principal')",
+        )
+        .bind(t)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !has_index {
+            // A name too long for PostgreSQL: let it pick one.
+            let index =
+                quote_ident(&format!("IDX_{}_principal", self.table), "index").unwrap_or_default();
+            sqlx::query(&format!("CREATE INDEX {index} ON {t} (\"principal\")"))
+                .execute(&mut *tx)
+                .await?;
+            debug!("principal index created");
+        }
+        Ok(())
     }
 
     /// The stored text of the live row of `id`: what `load` and
@@ -527,12 +642,16 @@ impl Store for Shared {
                 debug!(live, "create with past expiry stores nothing");
                 return if live { Err(Error::Collision) } else { Ok(()) };
             }
-            let done = sqlx::query(&self.sql.create)
+            let mut query = sqlx::query(&self.sql.create)
                 .bind(record.id.as_str())
                 .bind(json)
                 .bind(expires)
                 .bind(now)
-                .bind(&self.time_zone)
+                .bind(&self.time_zone);
+            if let Some(p) = self.principal_of(record)? {
+                query = query.bind(p);
+            }
+            let done = query
                 .execute(&self.pool)
                 .await
                 .map_err(|e| classify("creating a session", e))?;
@@ -558,12 +677,16 @@ impl Store for Shared {
                 self.delete_live(&record.id, now, "saving a session")
                     .await?
             } else {
-                let done = sqlx::query(&self.sql.save)
+                let mut query = sqlx::query(&self.sql.save)
                     .bind(record.id.as_str())
                     .bind(json)
                     .bind(expires)
                     .bind(now)
-                    .bind(&self.time_zone)
+                    .bind(&self.time_zone);
+                if let Some(p) = self.principal_of(record)? {
+                    query = query.bind(p);
+                }
+                let done = query
                     .execute(&self.pool)
                     .await
                     .map_err(|e| classify("saving a session", e))?;
@@ -625,7 +748,67 @@ impl Store for Shared {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL.with_principal_index(false)
+        Capabilities::ALL.with_principal_index(self.principal_index)
+    }
+
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        if !self.principal_index {
+            return Err(Error::Unsupported("principal_index"));
+        }
+        let span = tracing::debug_span!("postgres.principal_sessions");
+        async {
+            let rows: Vec<(String, String)> = sqlx::query_as(&self.sql.principal_sessions)
+                .bind(principal)
+                .bind(time::now())
+                .bind(&self.time_zone)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| classify("listing a principal's sessions", e))?;
+            let mut records = Vec::with_capacity(rows.len());
+            let mut skipped = 0usize;
+            for (sid, json) in rows {
+                let record = SessionId::parse(&sid)
+                    .ok()
+                    .and_then(|id| self.codec.decode(id, &json).ok());
+                match record {
+                    // A Node service may have rewritten `sess`, not the column.
+                    Some(r) if r.principal() == Some(principal) => records.push(r),
+                    Some(_) => {}
+                    None => skipped += 1,
+                }
+            }
+            if skipped > 0 {
+                warn!(
+                    skipped,
+                    "indexed rows that are not readable sessions were skipped"
+                );
+            }
+            debug!(count = records.len());
+            Ok(records)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        if !self.principal_index {
+            return Err(Error::Unsupported("principal_index"));
+        }
+        let span = tracing::debug_span!("postgres.destroy_principal", keep = ?keep);
+        async {
+            let done = sqlx::query(&self.sql.destroy_principal)
+                .bind(principal)
+                .bind(keep.map(SessionId::as_str))
+                .bind(time::now())
+                .bind(&self.time_zone)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| classify("destroying a principal's sessions", e))?;
+            debug!(deleted = done.rows_affected());
+            Ok(done.rows_affected())
+        }
+        .instrument(span)
+        .await
     }
 
     async fn ids(&self) -> Result<Vec<SessionId>> {
@@ -732,15 +915,17 @@ impl Store for Shared {
                     .execute(&self.pool)
                     .await
             } else {
-                sqlx::query(&self.sql.save_if)
+                let mut query = sqlx::query(&self.sql.save_if)
                     .bind(record.id.as_str())
                     .bind(&json)
                     .bind(expires)
                     .bind(now)
                     .bind(&self.time_zone)
-                    .bind(expected.as_str())
-                    .execute(&self.pool)
-                    .await
+                    .bind(expected.as_str());
+                if let Some(p) = self.principal_of(record)? {
+                    query = query.bind(p);
+                }
+                query.execute(&self.pool).await
             }
             .map_err(|e| classify("saving a session", e))?;
             let outcome = if done.rows_affected() > 0 {
@@ -794,6 +979,7 @@ impl PostgresStore {
             create_schema: false,
             prune_interval: Some(DEFAULT_PRUNE_INTERVAL),
             codec: Codec::plain(),
+            principal_index: false,
         }
     }
 
@@ -831,7 +1017,8 @@ impl PostgresStore {
     /// when several processes call it at once: they serialise on a
     /// transaction-scoped advisory lock, since `CREATE … IF NOT EXISTS`
     /// alone can fail when two sessions race. A table that exists is not
-    /// altered.
+    /// altered, except that with [`PostgresStoreBuilder::principal_index`]
+    /// on, the `principal` column and its index are added when missing.
     ///
     /// The DDL is connect-pg-simple's `table.sql`; the index is named
     /// `IDX_session_expire` for the default table and `IDX_<table>_expire`
@@ -855,7 +1042,11 @@ impl PostgresStore {
                 .await
                 .map_err(err)?;
             if exists {
-                debug!("table exists; left as it is");
+                if s.principal_index {
+                    s.add_principal_column(&mut tx).await.map_err(err)?;
+                } else {
+                    debug!("table exists; left as it is");
+                }
                 return tx.commit().await.map_err(err);
             }
             if let Some(schema) = &s.schema {
@@ -889,6 +1080,9 @@ impl PostgresStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(err)?;
+            if s.principal_index {
+                s.add_principal_column(&mut tx).await.map_err(err)?;
+            }
             tx.commit().await.map_err(err)?;
             debug!("table created");
             Ok(())
@@ -952,6 +1146,12 @@ impl Store for PostgresStore {
     }
     async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
         self.shared.save_if(record, expected).await
+    }
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        self.shared.principal_sessions(principal).await
+    }
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        self.shared.destroy_principal(principal, keep).await
     }
 }
 

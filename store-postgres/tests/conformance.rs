@@ -1,5 +1,6 @@
 //! The shared conformance suite against a real PostgreSQL (`DATABASE_URL`),
-//! each case with its table in a schema of its own.
+//! each case with its table in a schema of its own and the per-user index
+//! on, so its cases run.
 
 mod common;
 
@@ -74,7 +75,7 @@ impl Fixture for Namespaced {
 
 #[allow(clippy::panic)]
 async fn fixture() -> Namespaced {
-    match Namespaced::new().await {
+    match Namespaced::with(|b| b.principal_index(true)).await {
         Ok(ns) => ns,
         Err(e) => panic!("cannot reach PostgreSQL at {}: {e:#}", common::url()),
     }

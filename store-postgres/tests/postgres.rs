@@ -9,7 +9,7 @@ use common::{
     builder, closed_port_url, host_port, silent_server, unique_schema, url, via, Namespaced, Proxy,
 };
 use session_core::time::{self, Timestamp};
-use session_core::{Error, Record, SessionId, Store, WriteOutcome};
+use session_core::{Error, Record, SessionId, SessionMeta, Store, WriteOutcome};
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{Connection, Executor};
 use std::io::Write;
@@ -157,6 +157,89 @@ async fn a_table_made_by_connect_pg_simple_is_used_as_it_is() -> Result<()> {
         r.data.insert("n".into(), 1.into());
         ensure!(store.save(&r).await? == WriteOutcome::Written);
         ensure!(store.load(&r.id).await?.as_ref() == Some(&r));
+        Ok(())
+    }
+    .await;
+    drop_schema(&schema).await?;
+    result
+}
+
+/// A record tagged with `principal` (in its `__meta`), live for an hour.
+fn tagged(principal: &str) -> Result<Record> {
+    let mut r = live_record(3600);
+    let mut meta = SessionMeta::default();
+    meta.principal = Some(principal.into());
+    r.set_meta(Some(&meta))?;
+    Ok(r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn principal_index_is_added_to_a_connect_pg_simple_table_and_skips_node_rows() -> Result<()> {
+    let schema = unique_schema();
+    let mut c = PgConnection::connect(&url()).await?;
+    c.execute(format!("CREATE SCHEMA \"{schema}\"").as_str())
+        .await?;
+    sqlx::raw_sql(&connect_pg_simple_table_sql(&schema))
+        .execute(&mut c)
+        .await?;
+    let before = layout(&mut c, &schema, "session").await?;
+    let result = async {
+        let t = format!("\"{schema}\".\"session\"");
+        // A session Node wrote for alice: the metadata is in `sess`, the
+        // column (which connect-pg-simple does not know) stays NULL.
+        let from_node = tagged("alice")?;
+        node_set(&mut c, &t, &from_node.id, &from_node.to_json()?, now_secs() + 3600).await?;
+
+        // Off (the default), the table is left exactly as it is.
+        let plain = builder().schema(&schema).create_schema(true).connect().await?;
+        ensure!(layout(&mut c, &schema, "session").await? == before, "altered");
+        ensure!(!plain.capabilities().principal_index);
+        ensure!(matches!(
+            plain.principal_sessions("alice").await,
+            Err(Error::Unsupported(_))
+        ));
+
+        // On: two processes starting at once, then a third call.
+        let indexed = || {
+            builder()
+                .schema(&schema)
+                .create_schema(true)
+                .principal_index(true)
+                .connect()
+        };
+        let (store, _other) = tokio::try_join!(indexed(), indexed())?;
+        store.create_schema().await?;
+        ensure!(store.capabilities().principal_index);
+        let (columns, _, indexes) = layout(&mut c, &schema, "session").await?;
+        ensure!(columns[..3] == before.0[..], "{columns:?}");
+        ensure!(columns[3..] == [("principal".into(), "text".into(), false)]);
+        ensure!(
+            indexes.iter().any(|(name, def)| name == "IDX_session_principal"
+                && def == "CREATE INDEX \"IDX_session_principal\" ON session USING btree (principal)"),
+            "{indexes:?}"
+        );
+
+        let from_rust = tagged("alice")?;
+        store.create(&from_rust).await?;
+        let listed = store.principal_sessions("alice").await?;
+        ensure!(listed.len() == 1 && listed[0] == from_rust, "{listed:?}");
+        ensure!(store.load(&from_node.id).await?.is_some());
+
+        // Node rewrites the Rust session for bob: the column still says
+        // alice, the decoded record does not, so neither lists it.
+        let mut rewritten = tagged("bob")?;
+        rewritten.id = from_rust.id.clone();
+        node_set(&mut c, &t, &rewritten.id, &rewritten.to_json()?, now_secs() + 3600).await?;
+        ensure!(store.principal_sessions("alice").await?.is_empty());
+        ensure!(store.principal_sessions("bob").await?.is_empty());
+
+        ensure!(store.destroy_principal("alice", None).await? == 1);
+        ensure!(store.load(&from_node.id).await?.is_some(), "Node row left");
+        // Written by Rust, the Node session joins the index; touch keeps it.
+        let loaded = store.load(&from_node.id).await?.context("gone")?;
+        ensure!(store.save(&loaded).await? == WriteOutcome::Written);
+        ensure!(store.touch(&loaded.id, None).await? == WriteOutcome::Written);
+        ensure!(store.principal_sessions("alice").await?.len() == 1);
         Ok(())
     }
     .await;
