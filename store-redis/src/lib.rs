@@ -14,11 +14,12 @@
 //! |---|---|---|
 //! | `load` | `GET` | nil: no live session (Redis expires keys itself) |
 //! | `create` | `SET key json NX EX ttl` | nil: a live session has this id, [`Error::Collision`] |
-//! | `save` | `SET key json XX EX ttl` | nil: destroyed or expired meanwhile, [`WriteOutcome::Gone`]: never resurrected |
-//! | `touch` | `EXPIRE key ttl` | 0: [`WriteOutcome::Gone`]; the JSON is never rewritten |
+//! | `save` | `SET key json XX EX ttl` (`… GET` with the per-user index) | nil: destroyed or expired meanwhile, [`WriteOutcome::Gone`]: never resurrected |
+//! | `touch` | `EXPIRE key ttl` (in a script with `GET` with the per-user index) | 0: [`WriteOutcome::Gone`]; the JSON is never rewritten |
 //! | `destroy` | `DEL` | |
 //! | `load_versioned` / `save_if` | `GET`; a Lua script that compares the stored text and `SET … EX`s only if it is unchanged | compare-and-set: a changed value is a conflict |
-//! | `ids` / `count` / `clear` | `SCAN MATCH prefix* COUNT n` (never `KEYS`), then `DEL` in batches for `clear` | |
+//! | `ids` / `count` / `clear` | `SCAN MATCH prefix* COUNT n` (never `KEYS`), then `DEL` in batches for `clear` (which also deletes the index sets) | |
+//! | `principal_sessions` / `destroy_principal` | the principal's index set (below) | |
 //!
 //! `delete_expired` is not implemented (Redis deletes expired keys itself):
 //! [`Store::capabilities`] says so.
@@ -71,6 +72,54 @@
 //! lost (`WAIT` would narrow, not close, that window). During the failover
 //! the store returns [`Error::Unavailable`] (bounded by the timeouts); it
 //! recovers by itself, without a new store.
+//!
+//! # Per-user index
+//!
+//! [`Store::principal_sessions`] and [`Store::destroy_principal`] ("your
+//! active sessions", "log out everywhere else") read one Redis SET per
+//! principal (the [`Record::principal`] of the session) holding the ids of
+//! its sessions:
+//!
+//! - key: [`RedisStore::principal_key`], `principal_prefix + principal`,
+//!   the prefix derived from the session prefix by replacing its final `:`
+//!   with `-principal:` (with the default prefix, principal `alice`'s
+//!   sessions are listed in `sess-principal:alice`); never matched by `SCAN sess:*`, so `ids` and
+//!   `count` do not see it; `clear` deletes it
+//!   ([`RedisStoreBuilder::principal_prefix`] to choose another;
+//!   [`RedisStoreBuilder::principal_index`]`(false)` to go without);
+//! - writes: `create`/`save`/`save_if` of a session with a principal
+//!   `SADD` its id after the write and extend the set's expiry to the
+//!   session's (`PEXPIRE … NX`, then `PEXPIRE … GT`, plus a minute), so the
+//!   set outlives its longest-lived member; `touch` reads the value back
+//!   in the same script as its `EXPIRE` and extends the set too; `save` is
+//!   `SET … XX GET`, and when the value it replaced had another principal
+//!   the id is `SREM`ed from that one's set;
+//! - reads: the members are read with `MGET`, decoded with the store's
+//!   codec (encrypted values too) and kept only when live and still that
+//!   principal's; the others are `SREM`ed there and then. `destroy` and
+//!   expiry leave the id in the set until that read or the set's own
+//!   expiry: no dead id outlives the set.
+//!   `destroy_principal` deletes each listed session with a script that
+//!   deletes it only if it still holds the value read (read again and
+//!   retried when it changed but kept the principal).
+//!
+//! In a cluster the set and the session are in different slots, so no
+//! step spans both atomically (on one node neither: the same commands run
+//! everywhere). Instead, a session write is `SET` then `SADD`, and a
+//! removal is `SREM` then a fresh read of the session that `SADD`s the id
+//! back if the session has that principal after all; so a racing write is
+//! never left out of its set. The window that remains: between a write's
+//! `SET` and its `SADD`, a listing or `destroy_principal` does not see that
+//! session yet (as if the write came just after it). If the `SADD` itself
+//! fails, the write returns the error and the session is indexed again by
+//! its next write or touch.
+//!
+//! Only this store maintains the index: a connect-redis service writing a
+//! session keeps its `__meta` (so its principal) but does not update the
+//! set, so a session kept alive by Node alone can outlive its set.
+//!
+//! The index needs Redis 7.0 or later (`SET … GET` with `NX`/`XX`,
+//! `PEXPIRE … NX|GT`).
 //!
 //! [connect-redis]: https://github.com/tj/connect-redis
 #![forbid(unsafe_code)]

@@ -2,12 +2,15 @@
 //! e.g. `redis+cluster://127.0.0.1:17000,127.0.0.1:17001/`, which
 //! `cargo xtask conformance --backend redis-cluster` starts and sets): the
 //! suite and fixture of `conformance.rs`, run on the deployment that
-//! `common::url()` picks for this test target. Plus what only a cluster
+//! `common::url()` picks for this test target, and the per-user index's
+//! layout checks of `principal_index.rs`. Plus what only a cluster
 //! has: sessions spread over several masters.
 
 // The suite's own `common` is private to it; this test needs the helpers too.
 #[allow(clippy::duplicate_mod)]
 mod common;
+#[path = "principal_index.rs"]
+mod principal_index;
 #[path = "conformance.rs"]
 mod suite;
 
