@@ -6,13 +6,15 @@
 // in both apps; see interop/README.md.
 //
 // Environment:
-//   STORE        redis | postgres | mongo | sqlite | memory (required; memory: benchmarks)
+//   STORE        redis | postgres | mongo | mysql | sqlite | memory (required; memory: benchmarks)
 //   REDIS_URL    for redis     (redis://127.0.0.1:6379)
 //   DATABASE_URL for postgres  (postgres://postgres@127.0.0.1:5432/test)
 //   MONGODB_URL  for mongo     (mongodb://127.0.0.1:27017)
 //   MONGODB_DB   database name for mongo (default: interop)
 //   MONGO_CRYPTO_SECRET  for mongo: encrypt sessions with connect-mongo's
 //                createWebCryptoAdapter({ secret }) (default: no encryption)
+//   MYSQL_URL    for mysql     (mysql://root@127.0.0.1:3306/test)
+//   MYSQL_TABLE  table name for mysql (default: sessions)
 //   SQLITE_PATH  for sqlite    (a file path)
 //   SQLITE_CLEANUP_MS  connect-session-sequelize's checkExpirationInterval (default 15 min)
 //   SECRETS      comma-separated; the first signs, all verify (required)
@@ -67,6 +69,22 @@ async function makeStore(kind) {
         // JSON string (stringify: true), TTL index on `expires`.
         ...(secret ? { cryptoAdapter: createWebCryptoAdapter({ secret }) } : {}),
       });
+      return { store, close: () => store.close() };
+    }
+    case 'mysql': {
+      // express-mysql-session 3 (mysql2 pool), its own defaults otherwise:
+      // createDatabaseTable, 1-day expiration, clearExpired every 15 min.
+      const MySQLStore = require('express-mysql-session')(session);
+      const u = new URL(env('MYSQL_URL', 'mysql://root@127.0.0.1:3306/test'));
+      const store = new MySQLStore({
+        host: u.hostname,
+        port: Number(u.port || 3306),
+        user: decodeURIComponent(u.username),
+        password: decodeURIComponent(u.password),
+        database: u.pathname.replace(/^\//, ''),
+        schema: { tableName: env('MYSQL_TABLE', 'sessions') },
+      });
+      await store.onReady();
       return { store, close: () => store.close() };
     }
     case 'sqlite': {

@@ -7,6 +7,8 @@
 //       drops database NAME (connected through URL's database)
 //   node tools.js mongo-drop URL DB
 //       drops database DB
+//   node tools.js mysql-drop URL TABLE
+//       drops table TABLE of the database in URL
 //   node tools.js mongo-sealed URL DB
 //       prints how many session documents DB holds, failing if any of
 //       them keeps its session in clear (not an encrypted string)
@@ -54,6 +56,24 @@ async function mongoDrop(url, db) {
   }
 }
 
+async function mysqlDrop(url, table) {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table)) throw new Error(`bad table name ${table}`);
+  const mysql = require('mysql2/promise');
+  const u = new URL(url);
+  const conn = await mysql.createConnection({
+    host: u.hostname,
+    port: Number(u.port || 3306),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database: u.pathname.replace(/^\//, ''),
+  });
+  try {
+    await conn.query(`DROP TABLE IF EXISTS \`${table}\``);
+  } finally {
+    await conn.end();
+  }
+}
+
 async function mongoSealed(url, db) {
   const { MongoClient } = require('mongodb');
   const client = new MongoClient(url, { serverSelectionTimeoutMS: 10000 });
@@ -74,10 +94,11 @@ const commands = {
   'pg-drop': [pgDrop, 2],
   'mongo-drop': [mongoDrop, 2],
   'mongo-sealed': [mongoSealed, 2],
+  'mysql-drop': [mysqlDrop, 2],
 };
 const entry = commands[cmd];
 if (!entry || args.length !== entry[1]) {
-  console.error('usage: node tools.js pg-database URL NAME TIMEZONE | pg-drop URL NAME | mongo-drop URL DB | mongo-sealed URL DB');
+  console.error('usage: node tools.js pg-database URL NAME TIMEZONE | pg-drop URL NAME | mongo-drop URL DB | mongo-sealed URL DB | mysql-drop URL TABLE');
   process.exit(2);
 }
 entry[0](...args).catch((err) => {

@@ -60,9 +60,10 @@ enum Target {
     /// MongoDB with sessions encrypted in connect-mongo's WebCrypto format.
     MongoEncrypted,
     Sqlite,
+    Mysql,
 }
 
-const TARGETS: [Target; 7] = [
+const TARGETS: [Target; 8] = [
     Target::Redis,
     Target::Postgres("interop_utc", "UTC"),
     Target::Postgres("interop_tz_west", "America/Los_Angeles"),
@@ -70,6 +71,7 @@ const TARGETS: [Target; 7] = [
     Target::Mongo,
     Target::MongoEncrypted,
     Target::Sqlite,
+    Target::Mysql,
 ];
 
 impl Target {
@@ -79,6 +81,7 @@ impl Target {
             Target::Postgres(..) => "postgres",
             Target::Mongo | Target::MongoEncrypted => "mongo",
             Target::Sqlite => "sqlite",
+            Target::Mysql => "mysql",
         }
     }
 
@@ -182,7 +185,7 @@ fn parse_args(args: &[String]) -> Result<Selection> {
                 let name = it.next().context("--backend needs a name")?;
                 ensure!(
                     TARGETS.iter().any(|t| t.store() == name),
-                    "unknown interop backend {name:?}; known: redis postgres mongo sqlite"
+                    "unknown interop backend {name:?}; known: redis postgres mongo sqlite mysql"
                 );
                 stores.push(name.clone());
             }
@@ -194,7 +197,7 @@ fn parse_args(args: &[String]) -> Result<Selection> {
                     .with_context(|| format!("--case needs a number from 1 to {}", CASES.len()))?;
                 cases.push(n);
             }
-            other => bail!("unknown argument {other:?} (usage: cargo xtask interop [--backend redis|postgres|mongo|sqlite]... [--case N]...)"),
+            other => bail!("unknown argument {other:?} (usage: cargo xtask interop [--backend redis|postgres|mongo|sqlite|mysql]... [--case N]...)"),
         }
     }
     let targets = TARGETS
@@ -435,6 +438,15 @@ fn store_env(
                 .push(vec!["mongo-drop".into(), base.clone(), db.clone()]);
             vars.push(("MONGODB_URL", base));
             vars.push(("MONGODB_DB", db));
+        }
+        Target::Mysql => {
+            let base = url(servers, Backend::Mysql)?;
+            let table = format!("interop_{pid}");
+            node.tool(&["mysql-drop", &base, &table])?;
+            env.cleanup
+                .push(vec!["mysql-drop".into(), base.clone(), table.clone()]);
+            vars.push(("MYSQL_URL", base));
+            vars.push(("MYSQL_TABLE", table));
         }
         Target::Sqlite => {
             let path = work.join(format!("sessions-{pid}.db"));

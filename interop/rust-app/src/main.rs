@@ -85,6 +85,18 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
             }
             Arc::new(builder.connect().await?)
         }
+        #[cfg(feature = "mysql")]
+        "mysql" => {
+            let url = env("MYSQL_URL").unwrap_or_else(|| "mysql://root@127.0.0.1:3306/test".into());
+            let table = env("MYSQL_TABLE").unwrap_or_else(|| "sessions".into());
+            Arc::new(
+                store_mysql::MySqlStore::builder(url)
+                    .table(table)
+                    .create_schema(true)
+                    .connect()
+                    .await?,
+            )
+        }
         #[cfg(feature = "sqlite")]
         "sqlite" => {
             let path = required("SQLITE_PATH")?;
