@@ -48,6 +48,30 @@
 //! expiry by up to about a second. `expires` is an unsigned 32-bit column:
 //! a cookie expiring after 2106 is stored as 2106-02-07.
 //!
+//! # Per-user session index (opt-in)
+//!
+//! With [`MySqlStoreBuilder::principal_index`] on, the table gets one more
+//! column, `` `principal` varchar(255) COLLATE utf8mb4_bin `` (nullable),
+//! with an index `` `principal` ``, holding each record's
+//! [`Record::principal`]. [`MySqlStore::create_schema`] adds both to an
+//! existing table as well: it looks them up in `information_schema` and
+//! runs `ALTER TABLE … ADD COLUMN` / `ADD INDEX` only when missing (MySQL,
+//! unlike MariaDB, has no `ADD COLUMN IF NOT EXISTS`; a concurrent process
+//! adding them first is fine). `create`, `save` and `save_if` set it (NULL
+//! for a record without a principal), `touch` leaves it, and
+//! [`Store::principal_sessions`] / [`Store::destroy_principal`] use it,
+//! comparing bytes (`utf8mb4_bin` pads spaces). A principal longer than
+//! 255 characters is an [`Error::Encode`] on write. Off by default, so the
+//! table stays exactly express-mysql-session's. The column is plain text
+//! even when `data` is encrypted.
+//!
+//! express-mysql-session's upsert leaves the column alone (and its
+//! `REPLACE`-style writes of a new row leave it NULL): rows it inserts are
+//! not listed, and a row whose data a Node service rewrote keeps the column
+//! Rust last wrote. `principal_sessions` decodes each row and drops those
+//! whose record names another principal; `destroy_principal` goes by the
+//! column alone.
+//!
 //! What differs from the Node store, deliberately: its `set` is an upsert
 //! and its `touch` updates unconditionally, so a slow Node request can bring
 //! back a session that was destroyed or expired; this crate's `save` and
@@ -118,6 +142,10 @@ pub const MAX_DATA_BYTES: usize = 16_777_215;
 /// Rows deleted per statement by [`Store::delete_expired`].
 pub const PRUNE_BATCH: u64 = 5000;
 
+/// The longest principal (in characters) the per-user index column holds;
+/// see [`MySqlStoreBuilder::principal_index`].
+pub const MAX_PRINCIPAL_CHARS: usize = 255;
+
 /// MySQL and MariaDB refuse identifiers longer than this many characters.
 const MAX_IDENTIFIER: usize = 64;
 
@@ -145,6 +173,7 @@ pub struct MySqlStoreBuilder {
     create_schema: bool,
     prune_interval: Option<Duration>,
     codec: Codec,
+    principal_index: bool,
 }
 
 impl fmt::Debug for MySqlStoreBuilder {
@@ -158,6 +187,7 @@ impl fmt::Debug for MySqlStoreBuilder {
             .field("max_connections", &self.max_connections)
             .field("create_schema", &self.create_schema)
             .field("prune_interval", &self.prune_interval)
+            .field("principal_index", &self.principal_index)
             .finish_non_exhaustive()
     }
 }
@@ -224,6 +254,20 @@ impl MySqlStoreBuilder {
         self
     }
 
+    /// Keep the per-user session index (default `false`; see the crate
+    /// docs): a `principal` column, filled on every write, that
+    /// [`Store::principal_sessions`] and [`Store::destroy_principal`] query.
+    /// Off, both are [`Error::Unsupported`] and the table is
+    /// express-mysql-session's unchanged. On, [`MySqlStore::create_schema`]
+    /// (or [`create_schema(true)`](Self::create_schema)) must have run once
+    /// against the table, since every write names the column; a record
+    /// whose principal is longer than [`MAX_PRINCIPAL_CHARS`] is then
+    /// refused with [`Error::Encode`].
+    pub fn principal_index(mut self, on: bool) -> Self {
+        self.principal_index = on;
+        self
+    }
+
     /// The quoted table and column names.
     fn names(&self) -> Result<Names> {
         let [sid, expires, data] = &self.columns;
@@ -285,11 +329,13 @@ impl MySqlStoreBuilder {
     pub async fn with_pool(self, pool: MySqlPool) -> Result<MySqlStore> {
         let names = self.names()?;
         let shared = Arc::new(Shared {
-            sql: Sql::new(&names),
+            sql: Sql::new(&names, self.principal_index),
             pool,
             table: names.table,
+            table_name: self.table.clone(),
             default_ttl: self.default_ttl,
             codec: self.codec.clone(),
+            principal_index: self.principal_index,
         });
         let store = MySqlStore {
             shared,
@@ -383,6 +429,14 @@ fn check_size(json: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether the error is a duplicate column (1060) or index name (1061):
+/// another process added the principal column or index first.
+fn is_duplicate_name(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|m| matches!(m.number(), 1060 | 1061)))
+}
+
 /// A conditional write that matched no live row found the session gone.
 /// (sqlx connects with `CLIENT_FOUND_ROWS`: an `UPDATE` reports the rows it
 /// matched, also when the new values equal the old ones.)
@@ -420,10 +474,21 @@ struct Sql {
     count: String,
     clear: String,
     delete_expired: String,
+    principal_sessions: String,
+    destroy_principal: String,
+    has_principal_column: String,
+    add_principal_column: String,
+    has_principal_index: String,
+    add_principal_index: String,
 }
 
+/// The per-user index column, as `CREATE TABLE` and `ALTER TABLE` add it.
+const PRINCIPAL_COLUMN: &str = "`principal` varchar(255) COLLATE utf8mb4_bin NULL";
+
 impl Sql {
-    fn new(n: &Names) -> Self {
+    /// With `principal`, the table and the writes have the `principal`
+    /// column (each write binds it right after the data).
+    fn new(n: &Names, principal: bool) -> Self {
         let Names {
             table: t,
             sid,
@@ -433,26 +498,44 @@ impl Sql {
         // `data` is compared as bytes: utf8mb4_bin is a PAD SPACE collation,
         // which would ignore trailing spaces.
         let same = format!("CAST({data} AS BINARY) = CAST(? AS BINARY)");
+        // The index finds the rows, the byte comparison drops `'alice '`'s
+        // padded matches for `'alice'`.
+        let of_principal = "`principal` = ? AND CAST(`principal` AS BINARY) = CAST(? AS BINARY)";
+        let (p_def, p_col, p_val, p_set) = if principal {
+            (
+                format!("{PRINCIPAL_COLUMN}, KEY `principal` (`principal`), "),
+                ", `principal`",
+                ", ?",
+                ", `principal` = ?",
+            )
+        } else {
+            (String::new(), "", "", "")
+        };
         Sql {
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\
                  {sid} varchar(128) COLLATE utf8mb4_bin NOT NULL, \
                  {exp} int(11) unsigned NOT NULL, \
-                 {data} mediumtext COLLATE utf8mb4_bin, \
+                 {data} mediumtext COLLATE utf8mb4_bin, {p_def}\
                  PRIMARY KEY ({sid}), \
                  KEY `expires` ({exp})\
                  ) ENGINE=InnoDB"
             ),
             load: format!("SELECT {data} FROM {t} WHERE {sid} = ? AND {exp} >= ?"),
-            insert: format!("INSERT INTO {t} ({sid}, {exp}, {data}) VALUES (?, ?, ?)"),
+            insert: format!(
+                "INSERT INTO {t} ({sid}, {exp}, {data}{p_col}) VALUES (?, ?, ?{p_val})"
+            ),
             delete_expired_id: format!("DELETE FROM {t} WHERE {sid} = ? AND {exp} < ?"),
             exists_live: format!(
                 "SELECT EXISTS (SELECT 1 FROM {t} WHERE {sid} = ? AND {exp} >= ?)"
             ),
-            save: format!("UPDATE {t} SET {data} = ?, {exp} = ? WHERE {sid} = ? AND {exp} >= ?"),
+            save: format!(
+                "UPDATE {t} SET {data} = ?{p_set}, {exp} = ? WHERE {sid} = ? AND {exp} >= ?"
+            ),
             delete_live: format!("DELETE FROM {t} WHERE {sid} = ? AND {exp} >= ?"),
             save_if: format!(
-                "UPDATE {t} SET {data} = ?, {exp} = ? WHERE {sid} = ? AND {exp} >= ? AND {same}"
+                "UPDATE {t} SET {data} = ?{p_set}, {exp} = ? \
+                 WHERE {sid} = ? AND {exp} >= ? AND {same}"
             ),
             delete_if: format!("DELETE FROM {t} WHERE {sid} = ? AND {exp} >= ? AND {same}"),
             touch: format!("UPDATE {t} SET {exp} = ? WHERE {sid} = ? AND {exp} >= ?"),
@@ -461,6 +544,21 @@ impl Sql {
             count: format!("SELECT COUNT(*) FROM {t} WHERE {exp} >= ?"),
             clear: format!("DELETE FROM {t}"),
             delete_expired: format!("DELETE FROM {t} WHERE {exp} < ? LIMIT {PRUNE_BATCH}"),
+            principal_sessions: format!(
+                "SELECT {sid}, {data} FROM {t} WHERE {of_principal} AND {exp} >= ?"
+            ),
+            destroy_principal: format!(
+                "DELETE FROM {t} WHERE {of_principal} AND NOT ({sid} <=> ?) AND {exp} >= ?"
+            ),
+            has_principal_column: "SELECT EXISTS (SELECT 1 FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'principal')"
+                .to_owned(),
+            add_principal_column: format!("ALTER TABLE {t} ADD COLUMN {PRINCIPAL_COLUMN}"),
+            has_principal_index: "SELECT EXISTS (SELECT 1 FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+                 AND COLUMN_NAME = 'principal' AND SEQ_IN_INDEX = 1)"
+                .to_owned(),
+            add_principal_index: format!("ALTER TABLE {t} ADD INDEX `principal` (`principal`)"),
         }
     }
 }
@@ -471,14 +569,61 @@ impl Sql {
 struct Shared {
     pool: MySqlPool,
     sql: Sql,
+    /// Quoted.
     table: String,
+    /// As configured (for `information_schema`).
+    table_name: String,
     default_ttl: Duration,
     codec: Codec,
+    principal_index: bool,
 }
 
 impl Shared {
     fn expiry(&self, expires: Option<Timestamp>, now: Timestamp) -> Timestamp {
         time::store_expiry(expires, self.default_ttl, now)
+    }
+
+    /// The `principal` column's value for `record`, when the index is kept
+    /// (the write statements then have the extra parameter).
+    fn principal_of<'r>(&self, record: &'r Record) -> Result<Option<Option<&'r str>>> {
+        if !self.principal_index {
+            return Ok(None);
+        }
+        match record.principal() {
+            Some(p) if p.chars().count() > MAX_PRINCIPAL_CHARS => Err(Error::Encode(
+                format!(
+                    "a principal longer than {MAX_PRINCIPAL_CHARS} characters cannot be indexed"
+                )
+                .into(),
+            )),
+            p => Ok(Some(p)),
+        }
+    }
+
+    /// Adds the `principal` column and its index when `information_schema`
+    /// shows them missing; a process that adds them first is no error.
+    async fn add_principal_column(&self) -> sqlx::Result<()> {
+        for (check, add) in [
+            (
+                &self.sql.has_principal_column,
+                &self.sql.add_principal_column,
+            ),
+            (&self.sql.has_principal_index, &self.sql.add_principal_index),
+        ] {
+            let present: bool = sqlx::query_scalar(check)
+                .bind(&self.table_name)
+                .fetch_one(&self.pool)
+                .await?;
+            if present {
+                continue;
+            }
+            match sqlx::query(add).execute(&self.pool).await {
+                Ok(_) => debug!(statement = %add, "per-user index added"),
+                Err(e) if is_duplicate_name(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// The stored text of the live row of `id`: what `load` and
@@ -531,14 +676,21 @@ impl Shared {
         Ok(outcome(done.rows_affected()))
     }
 
-    async fn insert(&self, id: &SessionId, expires: u32, json: &str) -> sqlx::Result<()> {
-        sqlx::query(&self.sql.insert)
+    async fn insert(
+        &self,
+        id: &SessionId,
+        expires: u32,
+        json: &str,
+        principal: Option<Option<&str>>,
+    ) -> sqlx::Result<()> {
+        let mut query = sqlx::query(&self.sql.insert)
             .bind(id.as_str())
             .bind(expires)
-            .bind(json)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .bind(json);
+        if let Some(p) = principal {
+            query = query.bind(p);
+        }
+        query.execute(&self.pool).await.map(|_| ())
     }
 }
 
@@ -559,6 +711,7 @@ impl Store for Shared {
         async {
             let json = self.codec.encode(record)?;
             check_size(&json)?;
+            let principal = self.principal_of(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             if expires <= now {
@@ -570,7 +723,9 @@ impl Store for Shared {
                 return if live { Err(Error::Collision) } else { Ok(()) };
             }
             let err = |e| classify("creating a session", e);
-            let first = self.insert(&record.id, to_expires(&expires), &json).await;
+            let first = self
+                .insert(&record.id, to_expires(&expires), &json, principal)
+                .await;
             match first {
                 Ok(()) => {
                     debug!(created = true);
@@ -594,7 +749,10 @@ impl Store for Shared {
                 debug!(created = false, "live record with this id");
                 return Err(Error::Collision);
             }
-            match self.insert(&record.id, to_expires(&expires), &json).await {
+            match self
+                .insert(&record.id, to_expires(&expires), &json, principal)
+                .await
+            {
                 Ok(()) => {
                     debug!(created = true, "replaced an expired record");
                     Ok(())
@@ -618,8 +776,11 @@ impl Store for Shared {
                 self.delete_live(&record.id, now, "saving a session")
                     .await?
             } else {
-                let done = sqlx::query(&self.sql.save)
-                    .bind(&json)
+                let mut query = sqlx::query(&self.sql.save).bind(&json);
+                if let Some(p) = self.principal_of(record)? {
+                    query = query.bind(p);
+                }
+                let done = query
                     .bind(to_expires(&expires))
                     .bind(record.id.as_str())
                     .bind(to_expires(&now))
@@ -675,7 +836,71 @@ impl Store for Shared {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL.with_principal_index(false)
+        Capabilities::ALL.with_principal_index(self.principal_index)
+    }
+
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        if !self.principal_index {
+            return Err(Error::Unsupported("principal_index"));
+        }
+        let span = tracing::debug_span!("mysql.principal_sessions");
+        async {
+            // Bytes, as in `live_text`.
+            let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+                sqlx::query_as(&self.sql.principal_sessions)
+                    .bind(principal)
+                    .bind(principal)
+                    .bind(to_expires(&time::now()))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| classify("listing a principal's sessions", e))?;
+            let mut records = Vec::with_capacity(rows.len());
+            let mut skipped = 0usize;
+            for (sid, data) in rows {
+                let record = std::str::from_utf8(&sid)
+                    .ok()
+                    .and_then(|sid| SessionId::parse(sid).ok())
+                    .zip(data.and_then(|d| String::from_utf8(d).ok()))
+                    .and_then(|(id, json)| self.codec.decode(id, &json).ok());
+                match record {
+                    // A Node service may have rewritten the data, not the column.
+                    Some(r) if r.principal() == Some(principal) => records.push(r),
+                    Some(_) => {}
+                    None => skipped += 1,
+                }
+            }
+            if skipped > 0 {
+                warn!(
+                    skipped,
+                    "indexed rows that are not readable sessions were skipped"
+                );
+            }
+            debug!(count = records.len());
+            Ok(records)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        if !self.principal_index {
+            return Err(Error::Unsupported("principal_index"));
+        }
+        let span = tracing::debug_span!("mysql.destroy_principal", keep = ?keep);
+        async {
+            let done = sqlx::query(&self.sql.destroy_principal)
+                .bind(principal)
+                .bind(principal)
+                .bind(keep.map(SessionId::as_str))
+                .bind(to_expires(&time::now()))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| classify("destroying a principal's sessions", e))?;
+            debug!(deleted = done.rows_affected());
+            Ok(done.rows_affected())
+        }
+        .instrument(span)
+        .await
     }
 
     async fn ids(&self) -> Result<Vec<SessionId>> {
@@ -788,8 +1013,11 @@ impl Store for Shared {
                     .execute(&self.pool)
                     .await
             } else {
-                sqlx::query(&self.sql.save_if)
-                    .bind(&json)
+                let mut query = sqlx::query(&self.sql.save_if).bind(&json);
+                if let Some(p) = self.principal_of(record)? {
+                    query = query.bind(p);
+                }
+                query
                     .bind(to_expires(&expires))
                     .bind(record.id.as_str())
                     .bind(to_expires(&now))
@@ -848,6 +1076,7 @@ impl MySqlStore {
             create_schema: false,
             prune_interval: Some(DEFAULT_PRUNE_INTERVAL),
             codec: Codec::plain(),
+            principal_index: false,
         }
     }
 
@@ -877,7 +1106,9 @@ impl MySqlStore {
     /// Creates the table (express-mysql-session's `schema.sql`, plus an
     /// index on `expires`) if it does not exist. Idempotent, and safe when
     /// several processes call it at once (`CREATE TABLE IF NOT EXISTS` is
-    /// atomic in MySQL and MariaDB). A table that exists is not altered.
+    /// atomic in MySQL and MariaDB). A table that exists is not altered,
+    /// except that with [`MySqlStoreBuilder::principal_index`] on, the
+    /// `principal` column and its index are added when missing.
     pub async fn create_schema(&self) -> Result<()> {
         let span = tracing::debug_span!("mysql.create_schema", table = %self.shared.table);
         async {
@@ -885,6 +1116,12 @@ impl MySqlStore {
                 .execute(&self.shared.pool)
                 .await
                 .map_err(|e| classify("creating the session table", e))?;
+            if self.shared.principal_index {
+                self.shared
+                    .add_principal_column()
+                    .await
+                    .map_err(|e| classify("adding the principal column", e))?;
+            }
             debug!("table ready");
             Ok(())
         }
@@ -948,6 +1185,12 @@ impl Store for MySqlStore {
     async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
         self.shared.save_if(record, expected).await
     }
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        self.shared.principal_sessions(principal).await
+    }
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        self.shared.destroy_principal(principal, keep).await
+    }
 }
 
 #[cfg(test)]
@@ -1000,12 +1243,19 @@ mod tests {
         let b = MySqlStore::builder("mysql://x")
             .table("app`s")
             .columns("sid", "exp", "sess");
-        let sql = Sql::new(&b.names()?);
+        let sql = Sql::new(&b.names()?, false);
         assert_eq!(
             sql.load,
             "SELECT `sess` FROM `app``s` WHERE `sid` = ? AND `exp` >= ?"
         );
         assert!(sql.create_table.contains("`exp` int(11) unsigned NOT NULL"));
+        assert!(!sql.create_table.contains("principal") && !sql.save.contains("principal"));
+        let indexed = Sql::new(&b.names()?, true);
+        assert_eq!(
+            indexed.save,
+            "UPDATE `app``s` SET `sess` = ?, `principal` = ?, `exp` = ? WHERE `sid` = ? AND `exp` >= ?"
+        );
+        assert!(indexed.create_table.contains(PRINCIPAL_COLUMN));
         Ok(())
     }
 

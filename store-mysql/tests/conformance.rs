@@ -1,5 +1,6 @@
 //! The shared conformance suite against a real MySQL / MariaDB (`MYSQL_URL`),
-//! each case with a table of its own (`conformance_<random>`).
+//! each case with a table of its own (`conformance_<random>`) and the
+//! per-user index on, so its cases run.
 
 mod common;
 
@@ -73,7 +74,7 @@ impl Fixture for Namespaced {
 
 #[allow(clippy::panic)]
 async fn fixture() -> Namespaced {
-    match Namespaced::new("conformance").await {
+    match Namespaced::with("conformance", |b| b.principal_index(true)).await {
         Ok(ns) => ns,
         Err(e) => panic!("cannot reach MySQL at {}: {e:#}", common::url()),
     }

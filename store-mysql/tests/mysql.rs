@@ -11,7 +11,9 @@ use common::{
 };
 use serde_json::json;
 use session_core::time::{self, Timestamp};
-use session_core::{CasOutcome, Error, Record, SessionId, Store, Version, WriteOutcome};
+use session_core::{
+    CasOutcome, Error, Record, SessionId, SessionMeta, Store, Version, WriteOutcome,
+};
 use sqlx::mysql::MySqlPool;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -186,6 +188,116 @@ async fn a_table_made_by_express_mysql_session_is_used_as_it_is() -> Result<()> 
         let r = live_record(600);
         store.create(&r).await?;
         ensure!(store.load(&r.id).await?.as_ref() == Some(&r));
+        Ok(())
+    }
+    .await;
+    drop_table(&pool, &table).await?;
+    result
+}
+
+/// A record tagged with `principal` (in its `__meta`), live for an hour.
+fn tagged(principal: &str) -> Result<Record> {
+    let mut r = live_record(3600);
+    let mut meta = SessionMeta::default();
+    meta.principal = Some(principal.into());
+    r.set_meta(Some(&meta))?;
+    Ok(r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn principal_index_is_added_to_a_node_table_and_skips_node_rows() -> Result<()> {
+    let pool = pool().await?;
+    let table = unique_table(PREFIX);
+    sqlx::query(&NODE_SCHEMA_SQL.replace("`sessions`", &format!("`{table}`")))
+        .execute(&pool)
+        .await?;
+    let result = async {
+        let before = layout(&pool, &table).await?;
+        // Off (the default), the table is left exactly as it is.
+        let plain = builder()
+            .table(&table)
+            .create_schema(true)
+            .connect()
+            .await?;
+        ensure!(layout(&pool, &table).await? == before, "table altered");
+        ensure!(!plain.capabilities().principal_index);
+        ensure!(matches!(
+            plain.destroy_principal("alice", None).await,
+            Err(Error::Unsupported(_))
+        ));
+        // A session Node wrote for alice: the metadata is in `data`, the
+        // column does not exist yet (and Node never sets it).
+        let from_node = tagged("alice")?;
+        node_set(
+            &plain,
+            from_node.id.as_str(),
+            &from_node.to_json()?,
+            in_secs(3600).timestamp_millis(),
+        )
+        .await?;
+
+        // On: two processes starting at once, then a third call.
+        let indexed = || {
+            builder()
+                .table(&table)
+                .create_schema(true)
+                .principal_index(true)
+                .connect()
+        };
+        let (store, _other) = tokio::try_join!(indexed(), indexed())?;
+        store.create_schema().await?;
+        ensure!(store.capabilities().principal_index);
+        let (columns, indexes) = layout(&pool, &table).await?;
+        ensure!(columns[..3] == before.0[..], "{columns:?}");
+        ensure!(
+            columns[3..]
+                == [(
+                    "principal".into(),
+                    "varchar(255)".into(),
+                    "YES".into(),
+                    Some("utf8mb4_bin".into())
+                )],
+            "{columns:?}"
+        );
+        ensure!(
+            indexes.contains(&("principal".into(), "principal".into(), false)),
+            "{indexes:?}"
+        );
+
+        let from_rust = tagged("alice")?;
+        store.create(&from_rust).await?;
+        let listed = store.principal_sessions("alice").await?;
+        ensure!(listed.len() == 1 && listed[0] == from_rust, "{listed:?}");
+        ensure!(store.load(&from_node.id).await?.is_some());
+        // `utf8mb4_bin` pads spaces; the index does not.
+        ensure!(store.principal_sessions("alice ").await?.is_empty());
+        ensure!(store.destroy_principal("alice ", None).await? == 0);
+
+        // Node rewrites the Rust session for bob: the column still says
+        // alice, the decoded record does not, so neither lists it.
+        let mut rewritten = tagged("bob")?;
+        rewritten.id = from_rust.id.clone();
+        node_set(
+            &store,
+            rewritten.id.as_str(),
+            &rewritten.to_json()?,
+            in_secs(3600).timestamp_millis(),
+        )
+        .await?;
+        ensure!(store.principal_sessions("alice").await?.is_empty());
+        ensure!(store.principal_sessions("bob").await?.is_empty());
+
+        ensure!(store.destroy_principal("alice", None).await? == 1);
+        ensure!(store.load(&from_node.id).await?.is_some(), "Node row left");
+        // Written by Rust, the Node session joins the index; touch keeps it.
+        let loaded = store.load(&from_node.id).await?.context("gone")?;
+        ensure!(store.save(&loaded).await? == WriteOutcome::Written);
+        ensure!(store.touch(&loaded.id, None).await? == WriteOutcome::Written);
+        ensure!(store.principal_sessions("alice").await?.len() == 1);
+
+        // A principal the column cannot hold is refused, not truncated.
+        let long = tagged(&"x".repeat(store_mysql::MAX_PRINCIPAL_CHARS + 1))?;
+        ensure!(matches!(store.create(&long).await, Err(Error::Encode(_))));
         Ok(())
     }
     .await;
