@@ -26,6 +26,7 @@
 //! | `collection` | mongo | collection name | `sessions` |
 //! | `database` | mongo | database name (else the URL's, else `test`) | URL's |
 //! | `create_schema` | sqlite, postgres, mongo, mysql | create table / index on start | `true` |
+//! | `principal_index` | sqlite, postgres, mysql | keep the per-user session index (adds a `principal` column; off keeps the Node table as it is) | `false` |
 //! | `prune_interval` | sqlite, postgres, mysql | seconds between expired-row sweeps, `0` = off | `900` |
 //! | `connect_timeout` | redis, postgres, mongo, mysql | seconds to wait for the server | `10` |
 //! | `response_timeout` | redis | seconds one command may take | `10` |
@@ -311,6 +312,7 @@ async fn sqlite(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let ttl = u.take_secs("ttl")?;
     let table = u.take("table");
     let create = u.take_bool("create_schema", true)?;
+    let principal_index = u.take_bool("principal_index", false)?;
     let prune = u.take_secs("prune_interval")?;
     // SQLite's own URL options go to sqlx.
     let mut passthrough = Vec::new();
@@ -330,7 +332,9 @@ async fn sqlite(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     } else {
         format!("{url}?{}", passthrough.join("&"))
     };
-    let mut b = store_sqlite::SqliteStore::builder(url).create_schema(create);
+    let mut b = store_sqlite::SqliteStore::builder(url)
+        .create_schema(create)
+        .principal_index(principal_index);
     if let Some(ttl) = ttl {
         b = b.default_ttl(ttl);
     }
@@ -545,9 +549,12 @@ async fn postgres(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let table = u.take("table");
     let schema = u.take("schema");
     let create = u.take_bool("create_schema", true)?;
+    let principal_index = u.take_bool("principal_index", false)?;
     let prune = u.take_secs("prune_interval")?;
     let timeout = u.take_secs("connect_timeout")?;
-    let mut b = store_postgres::PostgresStore::builder(u.driver_url()).create_schema(create);
+    let mut b = store_postgres::PostgresStore::builder(u.driver_url())
+        .create_schema(create)
+        .principal_index(principal_index);
     if let Some(ttl) = ttl {
         b = b.default_ttl(ttl);
     }
@@ -610,9 +617,12 @@ async fn mysql(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let ttl = u.take_secs("ttl")?;
     let table = u.take("table");
     let create = u.take_bool("create_schema", true)?;
+    let principal_index = u.take_bool("principal_index", false)?;
     let prune = u.take_secs("prune_interval")?;
     let timeout = u.take_secs("connect_timeout")?;
-    let mut b = store_mysql::MySqlStore::builder(u.driver_url()).create_schema(create);
+    let mut b = store_mysql::MySqlStore::builder(u.driver_url())
+        .create_schema(create)
+        .principal_index(principal_index);
     if let Some(ttl) = ttl {
         b = b.default_ttl(ttl);
     }

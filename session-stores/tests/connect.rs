@@ -1,6 +1,6 @@
 //! `connect(url)` against real backends and with bad input.
 
-use session_core::{Error, Record, SessionId};
+use session_core::{Error, Record, SessionId, SessionMeta};
 
 fn config_message(err: Error) -> String {
     match err {
@@ -28,6 +28,47 @@ async fn memory_and_sqlite_urls_give_working_stores() -> anyhow::Result<()> {
         assert!(store.load(&r.id).await?.is_some(), "{url}");
     }
     Ok(())
+}
+
+/// `principal_index=true` turns on the per-user index of the SQL stores;
+/// without it they stay without one (their tables stay the Node ones).
+#[tokio::test]
+async fn principal_index_option_turns_on_the_per_user_index() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("p.db");
+    let plain = session_stores::connect(&format!("sqlite://{}", file.display())).await?;
+    assert!(!plain.capabilities().principal_index);
+    assert!(matches!(
+        plain.principal_sessions("alice").await,
+        Err(Error::Unsupported(_))
+    ));
+    // The same file, now with the index (the column is added to the table).
+    for url in [
+        "sqlite::memory:?principal_index=true".to_owned(),
+        format!("sqlite://{}?principal_index=true", file.display()),
+    ] {
+        let store = session_stores::connect(&url).await?;
+        assert!(store.capabilities().principal_index, "{url}");
+        let r = tagged("alice")?;
+        store.create(&r).await?;
+        assert_eq!(store.principal_sessions("alice").await?.len(), 1, "{url}");
+        assert_eq!(store.destroy_principal("alice", None).await?, 1, "{url}");
+    }
+    let err = session_stores::connect("sqlite::memory:?principal_index=sometimes")
+        .await
+        .err()
+        .expect("refused");
+    assert!(config_message(err).contains("principal_index"));
+    Ok(())
+}
+
+/// A record tagged with `principal`.
+fn tagged(principal: &str) -> anyhow::Result<Record> {
+    let mut r = Record::new(SessionId::generate());
+    let mut meta = SessionMeta::default();
+    meta.principal = Some(principal.into());
+    r.set_meta(Some(&meta))?;
+    Ok(r)
 }
 
 #[tokio::test]
@@ -138,4 +179,40 @@ async fn bad_server_option_values_are_refused() {
         let err = session_stores::connect(url).await.err().expect("refused");
         assert!(config_message(err).contains("whole number"), "{url}");
     }
+}
+
+/// `principal_index=true` on the PostgreSQL and MySQL URLs.
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+#[tokio::test]
+async fn server_sql_urls_take_principal_index() -> anyhow::Result<()> {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let join = |url: String, opt: &str| {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{opt}")
+    };
+    let tag = SessionId::generate().as_str()[..8]
+        .to_ascii_lowercase()
+        .replace('-', "_");
+    let opts = format!("table=stores_p_{tag}&prune_interval=0&principal_index=true");
+    for url in [
+        join(
+            env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+            &opts,
+        ),
+        join(env("MYSQL_URL", "mysql://root@127.0.0.1:3306/test"), &opts),
+    ] {
+        let store = session_stores::connect(&url).await?;
+        assert!(store.capabilities().principal_index, "{url}");
+        let (a, b) = (tagged("alice")?, tagged("alice")?);
+        store.create(&a).await?;
+        store.create(&b).await?;
+        assert_eq!(store.principal_sessions("alice").await?.len(), 2, "{url}");
+        assert_eq!(
+            store.destroy_principal("alice", Some(&a.id)).await?,
+            1,
+            "{url}"
+        );
+        store.clear().await?;
+    }
+    Ok(())
 }
