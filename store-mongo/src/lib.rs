@@ -24,13 +24,28 @@
 //! |---|---|
 //! | `load` | `findOne({_id, expires: {$gt: now}})` |
 //! | `create` | `insertOne`: the `_id` unique key refuses a taken id (duplicate key error 11000); then `updateOne({_id, expires: {$lte: now}}, {$set: …})` replaces the document only if it has expired, and a live one is [`Error::Collision`] |
-//! | `save` | `updateOne({_id, expires: {$gt: now}}, {$set: {session, expires}})`: no match is [`WriteOutcome::Gone`], never an insert |
+//! | `save` | `updateOne({_id, expires: {$gt: now}}, {$set: {session, expires, principal}})`: no match is [`WriteOutcome::Gone`], never an insert |
 //! | `touch` | `updateOne({_id, expires: {$gt: now}}, {$set: {expires}})` |
 //! | `destroy` | `deleteOne({_id})` |
 //! | `save_if` | `updateOne({_id, expires: {$gt: now}, session: <loaded value>}, {$set: …})` (compare-and-set on the stored value) |
 //! | `ids` / `count` | `find` / `countDocuments` with `{expires: {$gt: now}}` |
 //! | `clear` | `deleteMany({})` (the TTL index stays) |
 //! | `delete_expired` | `deleteMany({expires: {$lte: now}})`, for servers without a TTL monitor |
+//! | `principal_sessions` | `find({principal, expires: {$gt: now}})`, each decoded and kept only if the session's own principal matches |
+//! | `destroy_principal` | `deleteMany({principal, expires: {$gt: now}, _id: {$ne: keep}})` |
+//!
+//! # Per-user index
+//!
+//! A session with a principal ([`Record::principal`]) has it also in a
+//! top-level field, written with `session` in the same update: `{_id,
+//! expires, session, principal}`; a write of a record without one
+//! `$unset`s it. A sparse index `{principal: 1}` (`principal_1`), created by
+//! [`MongoStore::create_indexes`] with the TTL index, serves the two
+//! queries above. connect-mongo `$set`s only `_id`, `session` and
+//! `expires`, so a Node write leaves the field as it was (the principal
+//! rides along unchanged in the session's `__meta`), and Node ignores it.
+//! The listing trusts the session, `destroy_principal` the field: both are
+//! written together by this store.
 //!
 //! ```
 //! use session_core::{Record, SessionId, Store};
@@ -346,6 +361,21 @@ fn bson_date(t: Timestamp) -> DateTime {
     DateTime::from_millis(t.timestamp_millis())
 }
 
+/// The update of a write: `$set` of `expires` and `session`, and of the
+/// top-level `principal` (the per-user index) when the record has one, else
+/// `$unset` of it. connect-mongo `$set`s only `_id`, `session` and `expires`,
+/// so a Node write leaves the field as it was.
+fn write_update(expires: Timestamp, session: &str, principal: Option<&str>) -> Document {
+    let mut set = doc! { "expires": bson_date(expires), "session": session };
+    match principal {
+        Some(p) => {
+            set.insert("principal", p);
+            doc! { "$set": set }
+        }
+        None => doc! { "$set": set, "$unset": { "principal": "" } },
+    }
+}
+
 /// Converts a stored document (connect-mongo with `stringify: false`) to the
 /// JSON express-session would have written: dates become ISO strings.
 fn bson_to_json(value: Bson) -> Value {
@@ -446,26 +476,31 @@ impl MongoStore {
         &self.collection
     }
 
+    /// The collection's indexes.
+    async fn indexes(&self) -> Result<Vec<IndexModel>> {
+        use futures::TryStreamExt as _;
+        self.bounded("listing indexes", self.operation_timeout, async {
+            self.collection.list_indexes().await?.try_collect().await
+        })
+        .await
+    }
+
     /// Whether the collection has a TTL index on `expires` alone.
     async fn has_ttl_index(&self) -> Result<bool> {
-        use futures::TryStreamExt as _;
-        let indexes: Vec<IndexModel> = self
-            .bounded("listing indexes", self.operation_timeout, async {
-                self.collection.list_indexes().await?.try_collect().await
-            })
-            .await?;
-        Ok(indexes.iter().any(|ix| {
+        Ok(self.indexes().await?.iter().any(|ix| {
             ix.keys == doc! { "expires": 1 }
                 && ix.options.as_ref().and_then(|o| o.expire_after).is_some()
         }))
     }
 
     /// Creates the TTL index `{expires: 1}` with `expireAfterSeconds: 0`
-    /// (named `expires_1`, as connect-mongo's, with its `background: true`).
+    /// (named `expires_1`, as connect-mongo's, with its `background: true`)
+    /// and the per-user index `{principal: 1}` (sparse: sessions without a
+    /// principal, like every one Node writes, take no room in it).
     /// Idempotent: creating an index that exists with the same options does
     /// nothing, so several processes may call it at once; an existing TTL
     /// index on `expires` created with other options (by another connect-mongo
-    /// version) is kept.
+    /// version), or an index on `principal` with other options, is kept.
     pub async fn create_indexes(&self) -> Result<()> {
         let span = tracing::debug_span!("mongo.create_indexes");
         async {
@@ -498,6 +533,33 @@ impl MongoStore {
                         return Err(e);
                     }
                     debug!("an equivalent TTL index on expires already exists");
+                }
+                Err(e) => return Err(e),
+            }
+            let index = IndexModel::builder()
+                .keys(doc! { "principal": 1 })
+                .options(IndexOptions::builder().sparse(true).build())
+                .build();
+            let created = self
+                .bounded(
+                    "creating the principal index",
+                    self.operation_timeout,
+                    async { self.collection.create_index(index).await },
+                )
+                .await;
+            match created {
+                Ok(created) => debug!(index = %created.index_name, "principal index ready"),
+                // Created with other options (by hand, or not sparse): keep it.
+                Err(e) if index_conflict(&e) => {
+                    let exists = self
+                        .indexes()
+                        .await?
+                        .iter()
+                        .any(|ix| ix.keys == doc! { "principal": 1 });
+                    if !exists {
+                        return Err(e);
+                    }
+                    debug!("an index on principal already exists");
                 }
                 Err(e) => return Err(e),
             }
@@ -608,12 +670,17 @@ impl Store for MongoStore {
             let expires = self.expiry(record.cookie.expires, now);
             if expires <= now {
                 // Nothing to store, but a live record with this id is still a collision.
-                let live = self.live_exists(&record.id, now, "creating a session").await?;
+                let live = self
+                    .live_exists(&record.id, now, "creating a session")
+                    .await?;
                 debug!(live, "create with past expiry stores nothing");
                 return if live { Err(Error::Collision) } else { Ok(()) };
             }
             let id = record.id.as_str();
-            let document = doc! { "_id": id, "expires": bson_date(expires), "session": &json };
+            let mut document = doc! { "_id": id, "expires": bson_date(expires), "session": &json };
+            if let Some(p) = record.principal() {
+                document.insert("principal", p);
+            }
             // Twice at most: the expired document we found may be deleted by
             // the TTL monitor before we replace it.
             for _ in 0..2 {
@@ -637,7 +704,7 @@ impl Store for MongoStore {
                         self.collection
                             .update_one(
                                 doc! { "_id": id, "expires": { "$lte": bson_date(now) } },
-                                doc! { "$set": { "expires": bson_date(expires), "session": &json } },
+                                write_update(expires, &json, record.principal()),
                             )
                             .await
                     })
@@ -646,7 +713,10 @@ impl Store for MongoStore {
                     debug!("replaced an expired session");
                     return Ok(());
                 }
-                if self.live_exists(&record.id, now, "creating a session").await? {
+                if self
+                    .live_exists(&record.id, now, "creating a session")
+                    .await?
+                {
                     debug!("a live session has this id");
                     return Err(Error::Collision);
                 }
@@ -671,7 +741,7 @@ impl Store for MongoStore {
                         self.collection
                             .update_one(
                                 doc! { "_id": record.id.as_str(), "expires": { "$gt": bson_date(now) } },
-                                doc! { "$set": { "expires": bson_date(expires), "session": json } },
+                                write_update(expires, &json, record.principal()),
                             )
                             .await
                     })
@@ -738,7 +808,7 @@ impl Store for MongoStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL.with_principal_index(false)
+        Capabilities::ALL
     }
 
     async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
@@ -780,7 +850,7 @@ impl Store for MongoStore {
                             self.collection
                                 .update_one(
                                     filter,
-                                    doc! { "$set": { "expires": bson_date(expires), "session": &json } },
+                                    write_update(expires, &json, record.principal()),
                                 )
                                 .await
                         })
@@ -792,7 +862,10 @@ impl Store for MongoStore {
             };
             let outcome = if matched {
                 CasOutcome::Written(Version::new(json))
-            } else if self.live_exists(&record.id, now, "saving a session").await? {
+            } else if self
+                .live_exists(&record.id, now, "saving a session")
+                .await?
+            {
                 CasOutcome::Conflict
             } else {
                 CasOutcome::Gone
@@ -879,6 +952,72 @@ impl Store for MongoStore {
                     self.collection
                         .delete_many(doc! { "expires": { "$lte": now } })
                         .await
+                })
+                .await?;
+            debug!(deleted = done.deleted_count);
+            Ok(done.deleted_count)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
+        let span = tracing::debug_span!("mongo.principal_sessions");
+        async {
+            let now = bson_date(time::now());
+            let documents: Vec<Document> = self
+                .op("listing a principal's sessions", async {
+                    self.collection
+                        .find(doc! { "principal": principal, "expires": { "$gt": now } })
+                        .projection(doc! { "_id": 1, "session": 1 })
+                        .await?
+                        .try_collect()
+                        .await
+                })
+                .await?;
+            let total = documents.len();
+            let mut records = Vec::with_capacity(total);
+            let mut skipped = 0usize;
+            for document in documents {
+                let id = document
+                    .get_str("_id")
+                    .ok()
+                    .and_then(|s| SessionId::parse(s).ok());
+                let Some(id) = id else {
+                    skipped += 1;
+                    continue;
+                };
+                // The field and the session are written together by this
+                // store; the session's own principal is what counts.
+                match decode(&self.codec, &id, document) {
+                    Ok(record) if record.principal() == Some(principal) => records.push(record),
+                    _ => skipped += 1,
+                }
+            }
+            if skipped > 0 {
+                warn!(
+                    skipped,
+                    "documents with this principal whose _id or session does not match were skipped"
+                );
+            }
+            debug!(count = records.len());
+            Ok(records)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let span = tracing::debug_span!("mongo.destroy_principal", keep = ?keep);
+        async {
+            let now = bson_date(time::now());
+            let mut filter = doc! { "principal": principal, "expires": { "$gt": now } };
+            if let Some(keep) = keep {
+                filter.insert("_id", doc! { "$ne": keep.as_str() });
+            }
+            let done = self
+                .op("destroying a principal's sessions", async {
+                    self.collection.delete_many(filter).await
                 })
                 .await?;
             debug!(deleted = done.deleted_count);
