@@ -1,12 +1,21 @@
 //! The demo site: a visit counter, a login form (the id is regenerated on
 //! login, "remember me" gives a 30-day cookie), a cart, logout (destroys the
-//! session and expires the cookie) and a page showing the current session.
+//! session and expires the cookie), a page showing the current session and
+//! "Your active sessions": the user's sessions from the store's per-user
+//! index (user agent, IP, created, last seen), each revocable, and "log out
+//! everywhere else".
+//!
+//! On login the session is tagged with the user name as its principal
+//! (`Session::set_principal`), and `track_client(true)` records the user
+//! agent and client address of the request that creates it. Any name logs
+//! in (there are no passwords): the principal stands for the user id a real
+//! application would have after authentication.
 //!
 //! Configuration, from the environment:
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `SESSION_STORE_URL` | any URL `session_stores::connect` takes | `sqlite://sessions.db` (in the working directory) |
+//! | `SESSION_STORE_URL` | any URL `session_stores::connect` takes; SQL stores keep the per-user index with `principal_index=true` | [`DEFAULT_STORE_URL`] (in the working directory) |
 //! | `SESSION_ENCRYPTION_KEYS` | encrypt sessions at rest: comma-separated base64 32-byte keys, the first seals | unset (no encryption) |
 //! | `SESSION_SECRET` | signing secret(s), comma-separated, ≥ 32 bytes each; the first signs | generated once into `.session-secret` (mode 0600) |
 //! | `SESSION_SECRET_FILE` | where a generated secret is kept | `.session-secret` |
@@ -16,19 +25,30 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod active;
 mod pages;
+mod store;
+
+pub use store::DemoStore;
 
 use anyhow::{bail, Context};
-use axum::extract::Form;
+use axum::extract::{ConnectInfo, Form, Request};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use serde::Deserialize;
-use session_tower::{Session, SessionConfig, SessionError, SessionLayer};
+use session_tower::{ClientIp, Session, SessionConfig, SessionError, SessionLayer};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The store when `SESSION_STORE_URL` is unset: SQLite in the working
+/// directory, with the per-user session index the "active sessions" page
+/// reads.
+pub const DEFAULT_STORE_URL: &str = "sqlite://sessions.db?principal_index=true";
 
 /// "Remember me" keeps the cookie this long.
 pub const REMEMBER_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -51,7 +71,7 @@ impl Settings {
     /// generated and persisted; a short one is an error.
     pub fn from_env() -> anyhow::Result<Self> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let store_url = var("SESSION_STORE_URL").unwrap_or_else(|| "sqlite://sessions.db".into());
+        let store_url = var("SESSION_STORE_URL").unwrap_or_else(|| DEFAULT_STORE_URL.into());
         let secrets = match var("SESSION_SECRET") {
             Some(s) => s.split(',').map(|s| s.trim().to_owned()).collect(),
             None => {
@@ -127,26 +147,58 @@ fn write_private(file: &Path, secret: &str) -> std::io::Result<()> {
 
 /// Connects the store and builds the router with the session layer.
 pub async fn build(settings: &Settings) -> anyhow::Result<Router> {
-    let at_rest = session_stores::AtRest::from_env()?;
-    let store = session_stores::connect_with(&settings.store_url, &at_rest)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the session store {}",
-                redact(&settings.store_url)
-            )
-        })?;
-    let mut config = SessionConfig::builder().secrets(settings.secrets.iter());
+    let store = DemoStore::connect(&settings.store_url).await?;
+    tracing::info!("session store: {}", redact(&settings.store_url));
+    app(store, settings)
+}
+
+/// The site on `store`: the routes, the session layer (recording user
+/// agents and client addresses), and the client address from the
+/// connection unless `TRUST_PROXY=true` (then the middleware takes the
+/// first `X-Forwarded-For` value). Serve it with [`serve`], which provides
+/// the connection's address.
+pub fn app(store: DemoStore, settings: &Settings) -> anyhow::Result<Router> {
+    let mut config = SessionConfig::builder()
+        .secrets(settings.secrets.iter())
+        .track_client(true);
     if let Some(trust) = settings.trust_proxy {
         config = config.proxy(Some(trust));
     }
     let config = config.build().context("bad session configuration")?;
-    tracing::info!("session store: {}", redact(&settings.store_url));
-    Ok(router().layer(SessionLayer::from_arc(store, config)))
+    let app = router(store.clone()).layer(SessionLayer::from_arc(store.store(), config));
+    Ok(if settings.trust_proxy == Some(true) {
+        app
+    } else {
+        app.layer(middleware::from_fn(client_ip))
+    })
 }
 
-/// The routes (without the session layer).
-pub fn router() -> Router {
+/// Serves `app` on `listener` until `shutdown` completes, telling handlers
+/// each connection's address (for the sessions' IP).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Passes the peer address to the session layer as [`ClientIp`].
+async fn client_ip(mut req: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        req.extensions_mut().insert(ClientIp(addr.ip()));
+    }
+    next.run(req).await
+}
+
+/// The routes (without the session layer); `store` serves the "active
+/// sessions" pages.
+pub fn router(store: DemoStore) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_form).post(login))
@@ -155,6 +207,10 @@ pub fn router() -> Router {
         .route("/cart/add", post(cart_add))
         .route("/cart/remove", post(cart_remove))
         .route("/session", get(inspect))
+        .route("/sessions", get(active::page))
+        .route("/sessions/revoke", post(active::revoke))
+        .route("/sessions/revoke-others", post(active::revoke_others))
+        .with_state(store)
 }
 
 /// Hides the password in a URL for logs and errors.
@@ -202,6 +258,8 @@ async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response
     // A new id on login: a session id planted before login is worthless after it.
     session.regenerate().await?;
     session.insert("user", name).await?;
+    // The principal: what the store's per-user index lists the session under.
+    session.set_principal(Some(name.to_owned())).await?;
     session
         .insert(
             "loggedInAt",

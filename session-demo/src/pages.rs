@@ -1,5 +1,6 @@
 //! The HTML: plain server-rendered pages with inline CSS, no front-end build.
 
+use session_core::time::Timestamp;
 use session_core::CookieMeta;
 use std::fmt::Write as _;
 
@@ -32,13 +33,14 @@ button.link{background:none;color:#cfd8ff;padding:0}button.danger{background:#c2
 pre{background:#0f1320;color:#d6e2ff;padding:1rem;border-radius:8px;overflow:auto;font-size:.85rem}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #eceef2}
 ul.cart{padding-left:0;list-style:none}ul.cart li{display:flex;justify-content:space-between;padding:.4rem 0;border-bottom:1px solid #eceef2}
-.error{color:#c23b3b}.muted{color:#6b7385}
+.error{color:#c23b3b}.muted{color:#6b7385}.notice{color:#1f7a3a}
+tr.current{background:#eef2ff}td.ua{word-break:break-word;font-size:.9rem}
 "#;
 
 fn layout(title: &str, user: Option<&str>, body: &str) -> String {
     let who = match user {
         Some(u) => format!(
-            r#"<span class="who">Signed in as <strong id="user">{}</strong></span>
+            r#"<a href="/sessions" id="sessions-link">Your sessions</a><span class="who">Signed in as <strong id="user">{}</strong></span>
 <form method="post" action="/logout"><button class="link" id="logout" type="submit">Log out</button></form>"#,
             esc(u)
         ),
@@ -157,6 +159,119 @@ pub(crate) fn inspect(
     )
 }
 
+/// A short page saying why a request was refused.
+pub(crate) fn message(user: Option<&str>, title: &str, text: &str) -> String {
+    layout(
+        title,
+        user,
+        &format!(
+            r#"<div class="card"><h1>{}</h1><p class="error" id="message">{}</p>
+<p><a href="/sessions">Your sessions</a> · <a href="/">Home</a></p></div>"#,
+            esc(title),
+            esc(text)
+        ),
+    )
+}
+
+/// One row of "Your active sessions".
+#[derive(Debug)]
+pub(crate) struct SessionRow {
+    /// What the revoke form posts (not the id).
+    pub(crate) reference: String,
+    /// The session of this request.
+    pub(crate) current: bool,
+    pub(crate) created: Option<Timestamp>,
+    pub(crate) last_seen: Option<Timestamp>,
+    pub(crate) expires: Option<Timestamp>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) ip: Option<String>,
+}
+
+/// What "Your active sessions" shows.
+#[derive(Debug)]
+pub(crate) enum SessionsView {
+    /// The store keeps no per-user index.
+    Unsupported,
+    /// The user's live sessions and what the last action did.
+    List {
+        rows: Vec<SessionRow>,
+        notice: Option<String>,
+    },
+}
+
+/// An instant as `2026-11-27 09:12:03 UTC` in a `<time>` element.
+fn when(t: Option<&Timestamp>) -> String {
+    match t {
+        Some(t) => {
+            let iso = session_core::time::to_iso(t);
+            let shown = format!("{} UTC", t.format("%Y-%m-%d %H:%M:%S"));
+            format!(r#"<time datetime="{}">{}</time>"#, esc(&iso), esc(&shown))
+        }
+        None => r#"<span class="muted">unknown</span>"#.to_owned(),
+    }
+}
+
+pub(crate) fn sessions(user: Option<&str>, view: &SessionsView) -> String {
+    let body = match view {
+        SessionsView::Unsupported => r#"<div class="card"><h1>Your active sessions</h1>
+<p id="unsupported">This session store keeps no per-user session index, so your other sessions cannot be listed or revoked here.
+The SQL stores keep it when their URL says <code>principal_index=true</code> (e.g. <code>SESSION_STORE_URL=sqlite://sessions.db?principal_index=true</code>, the demo's default).</p></div>"#
+            .to_owned(),
+        SessionsView::List { rows, notice } => {
+            let notice = notice
+                .as_deref()
+                .map(|n| format!(r#"<p class="notice" id="notice">{}</p>"#, esc(n)))
+                .unwrap_or_default();
+            let mut table = String::new();
+            for r in rows {
+                let ua = r
+                    .user_agent
+                    .as_deref()
+                    .map(esc)
+                    .unwrap_or_else(|| r#"<span class="muted">unknown</span>"#.into());
+                let ip = r
+                    .ip
+                    .as_deref()
+                    .map(esc)
+                    .unwrap_or_else(|| r#"<span class="muted">unknown</span>"#.into());
+                let action = if r.current {
+                    r#"<strong id="this-session">This session</strong>"#.to_owned()
+                } else {
+                    format!(
+                        r#"<form method="post" action="/sessions/revoke"><input type="hidden" name="session" value="{}"><button class="danger revoke" type="submit">Revoke</button></form>"#,
+                        esc(&r.reference)
+                    )
+                };
+                let _ = write!(
+                    table,
+                    r#"<tr class="{class}" data-session="{reference}"><td class="ua">{ua}</td><td class="ip">{ip}</td><td>{created}</td><td>{seen}</td><td>{expires}</td><td>{action}</td></tr>"#,
+                    class = if r.current { "session current" } else { "session" },
+                    reference = esc(&r.reference),
+                    created = when(r.created.as_ref()),
+                    seen = when(r.last_seen.as_ref()),
+                    expires = when(r.expires.as_ref()),
+                );
+            }
+            if rows.is_empty() {
+                table.push_str(r#"<tr><td colspan="6" class="muted" id="none">No session is listed yet (this one is, from its next request).</td></tr>"#);
+            }
+            let others = rows.iter().filter(|r| !r.current).count();
+            let everywhere = if others > 0 {
+                r#"<form method="post" action="/sessions/revoke-others"><p><button class="danger" id="revoke-others" type="submit">Log out everywhere else</button></p></form>"#
+            } else {
+                r#"<p class="muted" id="alone">You are signed in nowhere else.</p>"#
+            };
+            format!(
+                r#"<div class="card"><h1>Your active sessions</h1>{notice}
+<p class="muted">Every browser or device signed in under your name, from the session store. Revoking one signs it out at its next request.</p>
+<table id="sessions"><tr><th>Browser</th><th>IP</th><th>Signed in</th><th>Last seen</th><th>Expires</th><th></th></tr>{table}</table>
+{everywhere}</div>"#
+            )
+        }
+    };
+    layout("Your sessions", user, &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +282,36 @@ mod tests {
         assert!(!page.contains("<script>"));
         assert!(!page.contains("<img"));
         assert!(page.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn session_rows_are_escaped_and_the_current_one_has_no_revoke_button() {
+        let row = |current| SessionRow {
+            reference: "ref".into(),
+            current,
+            created: None,
+            last_seen: Some(session_core::time::from_millis(1_795_744_481_837)),
+            expires: None,
+            user_agent: Some("<script>alert(1)</script>".into()),
+            ip: Some("\"><b>".into()),
+        };
+        let page = sessions(
+            Some("u"),
+            &SessionsView::List {
+                rows: vec![row(true)],
+                notice: None,
+            },
+        );
+        assert!(!page.contains("<script>alert") && !page.contains("<b>"));
+        assert!(page.contains("this-session") && !page.contains("class=\"danger revoke\""));
+        assert!(page.contains("2026-11-27 01:54:41 UTC"));
+        let page = sessions(
+            Some("u"),
+            &SessionsView::List {
+                rows: vec![row(true), row(false)],
+                notice: None,
+            },
+        );
+        assert!(page.contains("class=\"danger revoke\"") && page.contains("revoke-others"));
     }
 }

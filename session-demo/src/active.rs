@@ -1,0 +1,311 @@
+//! "Your active sessions": the signed-in user's live sessions, read from the
+//! store's per-user index (`Store::principal_sessions`), with a "Revoke"
+//! button per other session and "Log out everywhere else"
+//! (`Store::destroy_principal`).
+//!
+//! Sessions are named on the page and in the forms by a *reference*, the
+//! SHA-256 of the id the index lists, never by the id itself: ids are
+//! credentials and stay out of the HTML. A revoke request is honoured only
+//! when its reference matches one of the user's own listed sessions, so a
+//! user can end nothing but their own sessions, whatever they post.
+
+use crate::pages;
+use crate::store::DemoStore;
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use session_core::{HashedIds, Record, SessionId, Store as _};
+use session_tower::{Session, SessionError};
+
+/// What a handler of these pages can fail with.
+#[derive(Debug)]
+pub(crate) enum PageError {
+    /// The session middleware failed (its own opaque response).
+    Session(SessionError),
+    /// A direct store call failed: logged, answered with an opaque 503.
+    Store(&'static str, session_core::Error),
+    /// A refused request: this status and a short page saying why.
+    Refused {
+        status: StatusCode,
+        user: Option<String>,
+        message: &'static str,
+    },
+}
+
+impl From<SessionError> for PageError {
+    fn from(e: SessionError) -> Self {
+        PageError::Session(e)
+    }
+}
+
+impl PageError {
+    fn refused(status: StatusCode, user: Option<&str>, message: &'static str) -> Self {
+        PageError::Refused {
+            status,
+            user: user.map(str::to_owned),
+            message,
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            PageError::Session(e) => e.into_response(),
+            PageError::Store(op, err) => {
+                // The cause goes to the log, never to the client.
+                tracing::error!(operation = op, error = %err, "session store call failed");
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                let page =
+                    pages::message(None, "Try again later", "The session store is unavailable.");
+                no_store((status, Html(page)).into_response())
+            }
+            PageError::Refused {
+                status,
+                user,
+                message,
+            } => {
+                let title = status.canonical_reason().unwrap_or("Refused");
+                no_store(
+                    (
+                        status,
+                        Html(pages::message(user.as_deref(), title, message)),
+                    )
+                        .into_response(),
+                )
+            }
+        }
+    }
+}
+
+/// The page lists personal data: no cache keeps it.
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+const NOT_SIGNED_IN: &str = "Log in first: only your own sessions can be listed or revoked.";
+const NO_INDEX: &str = "This session store keeps no per-user session index, so your sessions cannot be listed or revoked here (see the demo's README: principal_index=true).";
+
+/// The signed-in user, who is also the sessions' principal. A session
+/// signed in before principals were set gets its tag now (stored at the
+/// end of this request), so it is listed from the next request on.
+async fn owner(session: &Session) -> Result<Option<String>, SessionError> {
+    let Some(user) = session.get::<String>("user").await? else {
+        return Ok(None);
+    };
+    if session.principal().await?.as_deref() != Some(user.as_str()) {
+        session.set_principal(Some(user.clone())).await?;
+    }
+    Ok(Some(user))
+}
+
+/// The reference of a listed session in pages and forms: base64url SHA-256
+/// of the id the index lists (43 characters). Not a credential.
+pub(crate) fn reference(listed: &SessionId) -> String {
+    HashedIds::<()>::key(listed).as_str().to_owned()
+}
+
+/// Whether `text` has the shape of a [`reference`].
+fn well_formed(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The user's live sessions, or `None` when the store has no index.
+async fn list(store: &DemoStore, user: &str) -> Result<Option<Vec<Record>>, PageError> {
+    if !store.store().capabilities().principal_index {
+        return Ok(None);
+    }
+    match store.store().principal_sessions(user).await {
+        // Defensive: only records that really carry this principal.
+        Ok(records) => Ok(Some(
+            records
+                .into_iter()
+                .filter(|r| r.principal() == Some(user))
+                .collect(),
+        )),
+        Err(session_core::Error::Unsupported(_)) => Ok(None),
+        Err(e) => Err(PageError::Store("principal_sessions", e)),
+    }
+}
+
+/// `?revoked=1` / `?ended=N`: what the last action did.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Notice {
+    revoked: Option<u64>,
+    ended: Option<u64>,
+}
+
+/// `GET /sessions`.
+pub(crate) async fn page(
+    State(store): State<DemoStore>,
+    session: Session,
+    Query(notice): Query<Notice>,
+) -> Result<Response, PageError> {
+    let Some(user) = owner(&session).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let view = match list(&store, &user).await? {
+        None => pages::SessionsView::Unsupported,
+        Some(records) => {
+            let current = session.id().await?.map(|id| store.listed_id(&id));
+            let mut rows: Vec<pages::SessionRow> = records
+                .iter()
+                .map(|r| {
+                    let meta = r.meta().ok().flatten().unwrap_or_default();
+                    pages::SessionRow {
+                        reference: reference(&r.id),
+                        current: current.as_ref() == Some(&r.id),
+                        created: meta.created,
+                        last_seen: meta.last_seen,
+                        expires: r.cookie.expires,
+                        user_agent: meta.user_agent,
+                        ip: meta.ip,
+                    }
+                })
+                .collect();
+            // This session first, then the most recently seen.
+            rows.sort_by(|a, b| {
+                b.current
+                    .cmp(&a.current)
+                    .then(b.last_seen.cmp(&a.last_seen))
+            });
+            let notice = match (notice.revoked, notice.ended) {
+                (Some(_), _) => Some(
+                    "The session was revoked: it is signed out at its next request.".to_owned(),
+                ),
+                (None, Some(0)) => Some("There were no other sessions to end.".to_owned()),
+                (None, Some(1)) => Some("Ended 1 other session.".to_owned()),
+                (None, Some(n)) => Some(format!("Ended {n} other sessions.")),
+                (None, None) => None,
+            };
+            pages::SessionsView::List { rows, notice }
+        }
+    };
+    Ok(no_store(
+        Html(pages::sessions(Some(&user), &view)).into_response(),
+    ))
+}
+
+/// The revoke form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RevokeForm {
+    /// The session's [`reference`].
+    #[serde(default)]
+    session: String,
+}
+
+/// `POST /sessions/revoke`: ends one of the user's other sessions.
+pub(crate) async fn revoke(
+    State(store): State<DemoStore>,
+    session: Session,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, PageError> {
+    let Some(user) = owner(&session).await? else {
+        return Err(PageError::refused(
+            StatusCode::UNAUTHORIZED,
+            None,
+            NOT_SIGNED_IN,
+        ));
+    };
+    let wanted = form.session.trim();
+    if !well_formed(wanted) {
+        return Err(PageError::refused(
+            StatusCode::BAD_REQUEST,
+            Some(&user),
+            "That is not a session reference from this page.",
+        ));
+    }
+    let Some(records) = list(&store, &user).await? else {
+        return Err(PageError::refused(
+            StatusCode::NOT_IMPLEMENTED,
+            Some(&user),
+            NO_INDEX,
+        ));
+    };
+    // Only a session in the user's own list can be revoked.
+    let Some(target) = records.iter().find(|r| reference(&r.id) == wanted) else {
+        return Err(PageError::refused(
+            StatusCode::NOT_FOUND,
+            Some(&user),
+            "None of your sessions has that reference: it has ended already, or it is not yours.",
+        ));
+    };
+    let current = session.id().await?.map(|id| store.listed_id(&id));
+    if current.as_ref() == Some(&target.id) {
+        return Err(PageError::refused(
+            StatusCode::BAD_REQUEST,
+            Some(&user),
+            "That is the session you are using: log out to end it.",
+        ));
+    }
+    store
+        .destroy_listed(&target.id)
+        .await
+        .map_err(|e| PageError::Store("destroy", e))?;
+    tracing::info!("a user revoked one of their sessions");
+    Ok(Redirect::to("/sessions?revoked=1").into_response())
+}
+
+/// `POST /sessions/revoke-others`: "log out everywhere else".
+pub(crate) async fn revoke_others(
+    State(store): State<DemoStore>,
+    session: Session,
+) -> Result<Response, PageError> {
+    let Some(user) = owner(&session).await? else {
+        return Err(PageError::refused(
+            StatusCode::UNAUTHORIZED,
+            None,
+            NOT_SIGNED_IN,
+        ));
+    };
+    let Some(current) = session.id().await? else {
+        return Err(PageError::refused(
+            StatusCode::UNAUTHORIZED,
+            None,
+            NOT_SIGNED_IN,
+        ));
+    };
+    if !store.store().capabilities().principal_index {
+        return Err(PageError::refused(
+            StatusCode::NOT_IMPLEMENTED,
+            Some(&user),
+            NO_INDEX,
+        ));
+    }
+    let ended = match store.store().destroy_principal(&user, Some(&current)).await {
+        Ok(n) => n,
+        Err(session_core::Error::Unsupported(_)) => {
+            return Err(PageError::refused(
+                StatusCode::NOT_IMPLEMENTED,
+                Some(&user),
+                NO_INDEX,
+            ));
+        }
+        Err(e) => return Err(PageError::Store("destroy_principal", e)),
+    };
+    tracing::info!(ended, "a user logged out everywhere else");
+    Ok(Redirect::to(&format!("/sessions?ended={ended}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_well_formed_and_not_the_id() {
+        let id = SessionId::generate();
+        let r = reference(&id);
+        assert!(well_formed(&r));
+        assert_ne!(r, id.as_str());
+        assert!(!well_formed(id.as_str()), "a raw id is not a reference");
+        assert!(!well_formed(""));
+        assert!(!well_formed(&"é".repeat(43)));
+        assert!(!well_formed(&format!("{}=", &r[..42])));
+    }
+}
