@@ -2,8 +2,11 @@
 //! one HTTP client per "device", each with its own user agent and cookie.
 //!
 //! Every scenario runs on the in-process store, on SQLite with the per-user
-//! index, and on the in-process store with hashed ids (where the index lists
-//! storage keys, not ids).
+//! index, on the in-process store with hashed ids (where the index lists
+//! storage keys, not ids), and on the server stores (`REDIS_URL`,
+//! `DATABASE_URL`, `MYSQL_URL`, `MONGODB_URL`, else their usual local
+//! ports; PostgreSQL and MySQL with `principal_index=true`), each run in its
+//! own key prefix, table or collection.
 
 use anyhow::{bail, ensure, Context, Result};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -463,4 +466,67 @@ async fn sqlite_without_the_index_says_so() -> Result<()> {
         "laptop signed out"
     );
     Ok(())
+}
+
+/// A server's URL from the environment (as `cargo xtask` sets it), else its
+/// usual local address, with this run's own key prefix, table or collection.
+fn server_url(var: &str, default: &str, options: &str) -> String {
+    let url = std::env::var(var)
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| default.to_owned());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let tag = SessionId::generate().as_str()[..8]
+        .to_ascii_lowercase()
+        .replace('-', "_");
+    format!("{url}{sep}{}", options.replace("{tag}", &tag))
+}
+
+/// The scenarios on a server store, which is emptied afterwards.
+async fn on_server(url: String) -> Result<()> {
+    let site = site(|_| url).await?;
+    let store = site.store.store();
+    let result = scenarios(site).await;
+    store.clear().await?;
+    result
+}
+
+#[tokio::test]
+async fn redis_store() -> Result<()> {
+    on_server(server_url(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379",
+        "prefix=demo-active-{tag}:&ttl=600",
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn postgres_with_the_index() -> Result<()> {
+    on_server(server_url(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+        "table=demo_active_{tag}&prune_interval=0&principal_index=true",
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn mysql_with_the_index() -> Result<()> {
+    on_server(server_url(
+        "MYSQL_URL",
+        "mysql://root@127.0.0.1:3306/test",
+        "table=demo_active_{tag}&prune_interval=0&principal_index=true",
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn mongo_store() -> Result<()> {
+    on_server(server_url(
+        "MONGODB_URL",
+        "mongodb://127.0.0.1:27017",
+        "collection=demo_active_{tag}",
+    ))
+    .await
 }
