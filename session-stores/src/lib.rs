@@ -27,6 +27,8 @@
 //! | `database` | mongo | database name (else the URL's, else `test`) | URL's |
 //! | `create_schema` | sqlite, postgres, mongo, mysql | create table / index on start | `true` |
 //! | `principal_index` | sqlite, postgres, mysql | keep the per-user session index (adds a `principal` column; off keeps the Node table as it is) | `false` |
+//! | `principal_index` | redis (all three) | keep the per-user session index (a SET per principal) | `true` |
+//! | `principal_prefix` | redis | key prefix of the per-user index sets | `prefix` with its final `:` replaced by `-principal:` |
 //! | `prune_interval` | sqlite, postgres, mysql | seconds between expired-row sweeps, `0` = off | `900` |
 //! | `connect_timeout` | redis, postgres, mongo, mysql | seconds to wait for the server | `10` |
 //! | `response_timeout` | redis | seconds one command may take | `10` |
@@ -496,6 +498,8 @@ async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let prefix = u.take("prefix");
     let timeout = u.take_secs("connect_timeout")?;
     let response = u.take_secs("response_timeout")?;
+    let principal_index = u.take_bool("principal_index", true)?;
+    let principal_prefix = u.take("principal_prefix");
     let mut b = match redis_target(u)? {
         RedisTarget::Single(url) => store_redis::RedisStore::builder(url),
         RedisTarget::Cluster(nodes) => {
@@ -528,6 +532,10 @@ async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     }
     if let Some(p) = prefix {
         b = b.prefix(p);
+    }
+    b = b.principal_index(principal_index);
+    if let Some(p) = principal_prefix {
+        b = b.principal_prefix(p);
     }
     if let Some(t) = timeout {
         b = b.connect_timeout(t);

@@ -216,3 +216,42 @@ async fn server_sql_urls_take_principal_index() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Redis keeps the per-user index unless `principal_index=false`, under
+/// `principal_prefix` when given; MongoDB always keeps it.
+#[cfg(all(feature = "redis", feature = "mongo"))]
+#[tokio::test]
+async fn redis_and_mongo_urls_and_the_principal_index() -> anyhow::Result<()> {
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let sep = if redis.contains('?') { '&' } else { '?' };
+    let tag = SessionId::generate();
+    let on = session_stores::connect(&format!("{redis}{sep}prefix=stores-{tag}:")).await?;
+    assert!(on.capabilities().principal_index);
+    let off = session_stores::connect(&format!(
+        "{redis}{sep}prefix=stores-{tag}:&principal_index=false"
+    ))
+    .await?;
+    assert!(!off.capabilities().principal_index);
+    let named = session_stores::connect(&format!(
+        "{redis}{sep}prefix=stores-{tag}:&principal_prefix=users-{tag}:"
+    ))
+    .await?;
+    assert!(named.capabilities().principal_index);
+    let overlapping = session_stores::connect(&format!(
+        "{redis}{sep}prefix=stores-{tag}:&principal_prefix=stores-{tag}:p:"
+    ))
+    .await;
+    assert!(
+        matches!(overlapping, Err(Error::Config(_))),
+        "an overlapping principal_prefix was accepted"
+    );
+
+    let mongo =
+        std::env::var("MONGODB_URL").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".to_owned());
+    let sep = if mongo.contains('?') { '&' } else { '?' };
+    let tag = tag.as_str()[..8].to_ascii_lowercase().replace('-', "_");
+    let store = session_stores::connect(&format!("{mongo}{sep}collection=stores_p_{tag}")).await?;
+    assert!(store.capabilities().principal_index);
+    store.clear().await?;
+    Ok(())
+}
