@@ -4,7 +4,8 @@
 //! `cargo xtask bench [--quick]`, which finds or starts the servers and
 //! passes their URLs (`REDIS_URL`, `DATABASE_URL`, `MONGODB_URL`).
 //!
-//! Sections: `memory`, `store`, `http` (with the peers), `prune`. The
+//! Sections: `memory`, `middleware` (per-request cost without sockets),
+//! `store`, `http` (with the peers), `prune`. The
 //! report is printed and written to `target/bench/results.md`.
 
 mod cleanup;
@@ -12,6 +13,7 @@ mod env;
 mod http;
 mod load;
 mod memory;
+mod middleware;
 mod node;
 mod raw;
 mod report;
@@ -29,11 +31,12 @@ static ALLOC: memory::Counting = memory::Counting;
 
 const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--section NAME]...
     [--store-secs S] [--http-secs S] [--warmup-secs S] [--conns N] [--rounds N]
-    [--prune-rows N] [--memory-sessions N] [--who NAME]... [--out PATH]
+    [--prune-rows N] [--memory-sessions N] [--middleware-requests N]
+    [--who NAME]... [--out PATH]
 
   --quick            short windows (a smoke test: asserts nothing about speed)
   --backend NAME     memory | sqlite | redis | postgres | mongo (default: all)
-  --section NAME     memory | store | http | prune (default: all)
+  --section NAME     memory | middleware | store | http | prune (default: all)
   --store-secs S     per contender and case at store level (default 1.0; quick 0.2)
   --http-secs S      measured seconds per HTTP contender (default 3; quick 0.5)
   --warmup-secs S    HTTP warm-up (default 1; quick 0.2)
@@ -42,8 +45,12 @@ const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--secti
                      with the others, for 1/N of the time (default 3; quick 1)
   --prune-rows N     expired rows to prune (default 1000000; quick 20000)
   --memory-sessions N  (default 100000; quick 10000)
-  --who NAME         HTTP contenders only: floor | raw | ours | tower | express
-                     (default: all; handy under a profiler)
+  --middleware-requests N  in-process requests per contender (default
+                     100000; quick 5000); see src/middleware.rs for
+                     instruction counts under callgrind
+  --who NAME         HTTP and middleware contenders only: floor | raw |
+                     ours | tower | express (default: all; handy under a
+                     profiler)
   --out PATH         report file (default target/bench/results.md)";
 
 struct Args {
@@ -53,6 +60,7 @@ struct Args {
     http: http::HttpOpts,
     prune_rows: u64,
     memory_sessions: usize,
+    middleware_requests: u64,
     out: Option<PathBuf>,
     quick: bool,
     command: String,
@@ -74,6 +82,7 @@ fn parse_args() -> Result<Args> {
         },
         prune_rows: if quick { 20_000 } else { 1_000_000 },
         memory_sessions: if quick { 10_000 } else { 100_000 },
+        middleware_requests: if quick { 5_000 } else { 100_000 },
         out: None,
         quick,
         command: std::env::var("BENCH_COMMAND")
@@ -87,7 +96,7 @@ fn parse_args() -> Result<Args> {
             "--backend" => a.backends.push(Backend::parse(value("--backend")?)?),
             "--section" => {
                 let s = value("--section")?;
-                if !["memory", "store", "http", "prune"].contains(&s.as_str()) {
+                if !["memory", "middleware", "store", "http", "prune"].contains(&s.as_str()) {
                     bail!("unknown section {s:?}");
                 }
                 a.sections.push(s.clone());
@@ -103,6 +112,9 @@ fn parse_args() -> Result<Args> {
             "--rounds" => a.http.rounds = value("--rounds")?.parse()?,
             "--prune-rows" => a.prune_rows = value("--prune-rows")?.parse()?,
             "--memory-sessions" => a.memory_sessions = value("--memory-sessions")?.parse()?,
+            "--middleware-requests" => {
+                a.middleware_requests = value("--middleware-requests")?.parse()?
+            }
             "--who" => a.http.who.push(http::Who::parse(value("--who")?)?),
             "--out" => a.out = Some(PathBuf::from(value("--out")?)),
             "-h" | "--help" => {
@@ -116,7 +128,7 @@ fn parse_args() -> Result<Args> {
         a.backends = Backend::ALL.to_vec();
     }
     if a.sections.is_empty() {
-        a.sections = ["memory", "store", "http", "prune"]
+        a.sections = ["memory", "middleware", "store", "http", "prune"]
             .map(String::from)
             .to_vec();
     }
@@ -230,6 +242,16 @@ fn main() -> Result<()> {
     } else {
         Vec::new()
     };
+    // Then the in-process middleware cost, on a thread of its own.
+    let middleware = if has("middleware") {
+        eprintln!(
+            "bench: middleware: {} requests per contender",
+            args.middleware_requests
+        );
+        middleware::run(&args.http.who, args.middleware_requests)?
+    } else {
+        Vec::new()
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -237,13 +259,19 @@ fn main() -> Result<()> {
         .build()?;
     rt.block_on(async {
         let env = Env::new(args.backends.clone()).await?;
-        let result = run(&env, &args, memory, started).await;
+        let result = run(&env, &args, memory, middleware, started).await;
         env.cleanup().await;
         result
     })
 }
 
-async fn run(env: &Env, args: &Args, memory: Vec<memory::MemRow>, started: Instant) -> Result<()> {
+async fn run(
+    env: &Env,
+    args: &Args,
+    memory: Vec<memory::MemRow>,
+    middleware: Vec<middleware::MwRow>,
+    started: Instant,
+) -> Result<()> {
     let has = |s: &str| args.sections.iter().any(|x| x == s);
     let mut log: Vec<String> = env
         .missing
@@ -296,6 +324,7 @@ async fn run(env: &Env, args: &Args, memory: Vec<memory::MemRow>, started: Insta
         store: &store,
         http: &http,
         memory: &memory,
+        middleware: &middleware,
         prune: &prune,
         log: &log,
     }

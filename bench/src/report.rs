@@ -3,6 +3,7 @@
 use crate::cleanup::PruneRow;
 use crate::http::{HttpRow, Who};
 use crate::memory::MemRow;
+use crate::middleware::MwRow;
 use crate::stats::{fmt_dur, fmt_rate, fmt_ratio, Sample};
 use crate::store_level::Row;
 use std::fmt::Write;
@@ -12,6 +13,7 @@ pub struct Report<'a> {
     pub store: &'a [Row],
     pub http: &'a [HttpRow],
     pub memory: &'a [MemRow],
+    pub middleware: &'a [MwRow],
     pub prune: &'a [PruneRow],
     pub log: &'a [String],
 }
@@ -102,6 +104,38 @@ impl Report<'_> {
                     vs_raw,
                     vs_ours,
                     errors(&r.sample),
+                );
+            }
+            let _ = writeln!(out);
+        }
+        if !self.middleware.is_empty() {
+            let _ = writeln!(
+                out,
+                "### Per-request cost without sockets (HTTP counter app, memory stores)\n"
+            );
+            let _ = writeln!(out, "The app called in-process on one thread, 32 clients in turn; instruction counts: see `bench/src/middleware.rs` (callgrind).\n");
+            let _ = writeln!(
+                out,
+                "| contender | requests | ns/request | allocations/request | ns above the floor |"
+            );
+            let _ = writeln!(out, "|---|--:|--:|--:|--:|");
+            let floor = self
+                .middleware
+                .iter()
+                .find(|r| r.who == Who::Floor)
+                .map(MwRow::ns_per_request);
+            for r in self.middleware {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.0} | {:.1} | {} |",
+                    r.who.label(),
+                    r.requests,
+                    r.ns_per_request(),
+                    r.allocs_per_request(),
+                    match (r.who, floor) {
+                        (Who::Floor, _) | (_, None) => "–".to_owned(),
+                        (_, Some(f)) => format!("{:.0}", r.ns_per_request() - f),
+                    }
                 );
             }
             let _ = writeln!(out);
