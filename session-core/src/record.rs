@@ -128,7 +128,7 @@ impl Serialize for CookieMeta {
         if let Some(p) = self.priority {
             m.serialize_entry("priority", p.as_str())?;
         }
-        m.serialize_entry("expires", &self.expires.as_ref().map(time::to_iso))?;
+        m.serialize_entry("expires", &self.expires.as_ref().map(time::IsoText::new))?;
         if let Some(v) = self.secure {
             m.serialize_entry("secure", &v)?;
         }

@@ -6,7 +6,6 @@ use crate::config::SessionConfig;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use session_core::signing::decode_component;
-use session_core::time::Timestamp;
 use session_core::{CookieMeta, Priority, SameSite, Signer, Verified};
 use std::fmt::Write as _;
 
@@ -169,8 +168,11 @@ pub fn read_session_header(
 }
 
 /// `Thu, 01 Jan 1970 00:00:00 GMT`, the form `Date.prototype.toUTCString` writes.
-pub(crate) fn http_date(t: &Timestamp) -> String {
-    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+#[cfg(test)]
+pub(crate) fn http_date(t: &session_core::time::Timestamp) -> String {
+    let mut out = String::with_capacity(29);
+    session_core::time::write_http_date(t, &mut out);
+    out
 }
 
 fn same_site(s: SameSite) -> &'static str {
@@ -232,7 +234,8 @@ pub(crate) fn serialize(
         }
         None => {
             if let Some(e) = &meta.expires {
-                let _ = write!(out, "; Expires={}", http_date(e));
+                out.push_str("; Expires=");
+                session_core::time::write_http_date(e, &mut out);
             }
         }
     }
