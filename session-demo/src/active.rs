@@ -15,7 +15,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use session_core::{HashedIds, Record, SessionId, Store as _};
+use session_core::{HashedIds, Record, SessionId, Store as _, WriteOutcome};
 use session_tower::{Session, SessionError};
 
 /// What a handler of these pages can fail with.
@@ -152,8 +152,19 @@ pub(crate) async fn page(
     };
     let view = match list(&store, &user).await? {
         None => pages::SessionsView::Unsupported,
-        Some(records) => {
+        Some(mut records) => {
             let current = session.id().await?.map(|id| store.listed_id(&id));
+            // A session last written while the store kept no index (a SQL
+            // store before `principal_index=true`) is not in it: write it
+            // now, which indexes it, and list again. Only then does this
+            // page write.
+            if current
+                .as_ref()
+                .is_some_and(|c| !records.iter().any(|r| &r.id == c))
+                && session.save().await? == WriteOutcome::Written
+            {
+                records = list(&store, &user).await?.unwrap_or_default();
+            }
             let mut rows: Vec<pages::SessionRow> = records
                 .iter()
                 .map(|r| {

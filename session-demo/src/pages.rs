@@ -34,7 +34,7 @@ pre{background:#0f1320;color:#d6e2ff;padding:1rem;border-radius:8px;overflow:aut
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #eceef2}
 ul.cart{padding-left:0;list-style:none}ul.cart li{display:flex;justify-content:space-between;padding:.4rem 0;border-bottom:1px solid #eceef2}
 .error{color:#c23b3b}.muted{color:#6b7385}.notice{color:#1f7a3a}
-tr.current{background:#eef2ff}td.ua{word-break:break-word;font-size:.9rem}
+tr.current{background:#eef2ff}#sessions td{font-size:.9rem}td.ua{word-break:break-word}
 "#;
 
 fn layout(title: &str, user: Option<&str>, body: &str) -> String {
@@ -249,7 +249,10 @@ The SQL stores keep it when their URL says <code>principal_index=true</code> (e.
                     reference = esc(&r.reference),
                     created = when(r.created.as_ref()),
                     seen = when(r.last_seen.as_ref()),
-                    expires = when(r.expires.as_ref()),
+                    expires = match &r.expires {
+                        Some(t) => when(Some(t)),
+                        None => "when the browser closes".to_owned(),
+                    },
                 );
             }
             if rows.is_empty() {
@@ -264,7 +267,7 @@ The SQL stores keep it when their URL says <code>principal_index=true</code> (e.
             format!(
                 r#"<div class="card"><h1>Your active sessions</h1>{notice}
 <p class="muted">Every browser or device signed in under your name, from the session store. Revoking one signs it out at its next request.</p>
-<table id="sessions"><tr><th>Browser</th><th>IP</th><th>Signed in</th><th>Last seen</th><th>Expires</th><th></th></tr>{table}</table>
+<table id="sessions"><tr><th>Browser</th><th>IP</th><th>Signed in</th><th>Last seen</th><th>Cookie expires</th><th></th></tr>{table}</table>
 {everywhere}</div>"#
             )
         }

@@ -25,8 +25,18 @@ struct Site {
 
 async fn site(url: impl FnOnce(&std::path::Path) -> String) -> Result<Site> {
     let dir = tempfile::tempdir()?;
+    let (base, store) = serve(url(dir.path())).await?;
+    Ok(Site {
+        base,
+        store,
+        _dir: dir,
+    })
+}
+
+/// Serves the demo on the store `url` names; its base URL and store.
+async fn serve(store_url: String) -> Result<(String, DemoStore)> {
     let settings = Settings {
-        store_url: url(dir.path()),
+        store_url,
         secrets: vec![SECRET.to_owned()],
         addr: ([127, 0, 0, 1], 0).into(),
         trust_proxy: None,
@@ -36,11 +46,7 @@ async fn site(url: impl FnOnce(&std::path::Path) -> String) -> Result<Site> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(session_demo::serve(listener, app, std::future::pending()));
-    Ok(Site {
-        base,
-        store,
-        _dir: dir,
-    })
+    Ok((base, store))
 }
 
 /// A browser on some device: its user agent and its one cookie.
@@ -58,9 +64,9 @@ struct Page {
 }
 
 impl Device {
-    fn new(site: &Site, user_agent: &str) -> Result<Self> {
+    fn new(base: &str, user_agent: &str) -> Result<Self> {
         Ok(Device {
-            base: site.base.clone(),
+            base: base.to_owned(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(user_agent.to_owned())
@@ -200,9 +206,9 @@ fn row_of<'a>(rows: &'a [Row], agent: &str) -> Result<&'a Row> {
 /// Two devices of alice list each other; revoking the other one signs it
 /// out; foreign and malformed references are refused and end nothing.
 async fn revoke_one(site: &Site) -> Result<()> {
-    let mut laptop = Device::new(site, "LaptopBrowser/1.0")?;
-    let mut phone = Device::new(site, "PhoneBrowser/2.0")?;
-    let mut bob = Device::new(site, "BobBrowser/3.0")?;
+    let mut laptop = Device::new(&site.base, "LaptopBrowser/1.0")?;
+    let mut phone = Device::new(&site.base, "PhoneBrowser/2.0")?;
+    let mut bob = Device::new(&site.base, "BobBrowser/3.0")?;
     laptop.login("alice").await?;
     phone.login("alice").await?;
     bob.login("bob").await?;
@@ -282,7 +288,7 @@ async fn revoke_one(site: &Site) -> Result<()> {
         raw.status()
     );
     // Without a login: refused, whatever the reference.
-    let mut stranger = Device::new(site, "Stranger/0")?;
+    let mut stranger = Device::new(&site.base, "Stranger/0")?;
     let page = stranger
         .post("/sessions/revoke", &[("session", &other.reference)])
         .await?;
@@ -357,10 +363,10 @@ async fn revoke_one(site: &Site) -> Result<()> {
 
 /// "Log out everywhere else" ends alice's other sessions only.
 async fn everywhere_else(site: &Site) -> Result<()> {
-    let mut laptop = Device::new(site, "LaptopBrowser/1.0")?;
-    let mut phone = Device::new(site, "PhoneBrowser/2.0")?;
-    let mut tablet = Device::new(site, "TabletBrowser/4.0")?;
-    let mut bob = Device::new(site, "BobBrowser/3.0")?;
+    let mut laptop = Device::new(&site.base, "LaptopBrowser/1.0")?;
+    let mut phone = Device::new(&site.base, "PhoneBrowser/2.0")?;
+    let mut tablet = Device::new(&site.base, "TabletBrowser/4.0")?;
+    let mut bob = Device::new(&site.base, "BobBrowser/3.0")?;
     for d in [&mut laptop, &mut phone, &mut tablet] {
         d.login("carol").await?;
     }
@@ -432,8 +438,8 @@ async fn sqlite_with_the_index() -> Result<()> {
 #[tokio::test]
 async fn sqlite_without_the_index_says_so() -> Result<()> {
     let site = site(|dir| format!("sqlite://{}", dir.join("sessions.db").display())).await?;
-    let mut laptop = Device::new(&site, "LaptopBrowser/1.0")?;
-    let mut phone = Device::new(&site, "PhoneBrowser/2.0")?;
+    let mut laptop = Device::new(&site.base, "LaptopBrowser/1.0")?;
+    let mut phone = Device::new(&site.base, "PhoneBrowser/2.0")?;
     laptop.login("alice").await?;
     phone.login("alice").await?;
     let page = laptop.get("/sessions").await?;
@@ -464,6 +470,37 @@ async fn sqlite_without_the_index_says_so() -> Result<()> {
     ensure!(
         laptop.user().await?.as_deref() == Some("alice"),
         "laptop signed out"
+    );
+    Ok(())
+}
+
+/// Sessions written before the index was turned on join it when next
+/// written; the sessions page writes its own session at once.
+#[tokio::test]
+async fn sqlite_index_turned_on_later() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("sessions.db");
+    let (before, _) = serve(format!("sqlite://{}", file.display())).await?;
+    let mut laptop = Device::new(&before, "LaptopBrowser/1.0")?;
+    let mut phone = Device::new(&before, "PhoneBrowser/2.0")?;
+    laptop.login("alice").await?;
+    phone.login("alice").await?;
+    let (after, _) = serve(format!("sqlite://{}?principal_index=true", file.display())).await?;
+    laptop.base = after.clone();
+    phone.base = after;
+    let listed = laptop.sessions().await?;
+    ensure!(
+        listed.len() == 1 && listed[0].current,
+        "the page's own session is not listed: {listed:?}"
+    );
+    ensure!(
+        phone.user().await?.as_deref() == Some("alice"),
+        "phone signed out"
+    );
+    let listed = laptop.sessions().await?;
+    ensure!(
+        listed.len() == 2,
+        "a written session is not listed: {listed:?}"
     );
     Ok(())
 }

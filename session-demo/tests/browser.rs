@@ -126,6 +126,30 @@ fn raw_get(port: u16, path: &str, cookie: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Logs `user` in over plain HTTP/1.1 as another device with its own
+/// `User-Agent`; returns the `connect.sid=…` cookie it was given.
+fn raw_login(port: u16, user: &str, user_agent: &str) -> Result<String> {
+    use std::io::{Read as _, Write as _};
+    let body = format!("username={user}");
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {user_agent}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let head = out.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| v.trim().strip_prefix("connect.sid="))
+        .and_then(|v| v.split(';').next())
+        .map(|v| format!("connect.sid={v}"))
+        .with_context(|| format!("no session cookie on login: {head}"))
+}
+
 /// Whether a WebDriver error is a page still being replaced under us.
 fn stale(e: &fantoccini::error::CmdError) -> bool {
     let msg = e.to_string();
@@ -159,12 +183,17 @@ async fn text(c: &Client, css: &str) -> Result<String> {
 
 /// Types into or clicks an element, retrying while the page is being replaced.
 async fn act(c: &Client, id: &str, keys: Option<&str>) -> Result<()> {
+    act_on(c, Locator::Id(id), keys).await
+}
+
+/// [`act`] on any element.
+async fn act_on(c: &Client, at: Locator<'_>, keys: Option<&str>) -> Result<()> {
     let mut last = None;
     for _ in 0..100 {
         let el = c
             .wait()
             .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id(id))
+            .for_element(at)
             .await?;
         let done = match keys {
             Some(k) => el.send_keys(k).await,
@@ -179,7 +208,7 @@ async fn act(c: &Client, id: &str, keys: Option<&str>) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    bail!("#{id} kept going stale: {last:?}")
+    bail!("{at:?} kept going stale: {last:?}")
 }
 
 async fn views(c: &Client) -> Result<u64> {
@@ -267,8 +296,43 @@ async fn login_counter_cart_restart_logout() -> Result<()> {
         }
         c.goto(&format!("{base}/session")).await?;
         ensure!(text(&c, "#data").await?.contains("teapot"));
+
         let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/browser");
         std::fs::create_dir_all(&shots)?;
+
+        // Your active sessions: alice on another device is listed beside
+        // this browser; revoking it signs that device out.
+        let other = raw_login(port, "alice", "OtherDevice/1.0")?;
+        act(&c, "sessions-link", None).await?;
+        ensure!(
+            text(&c, "#this-session").await? == "This session",
+            "this session not marked"
+        );
+        let listed = text(&c, "#sessions").await?;
+        ensure!(
+            listed.contains("OtherDevice/1.0") && listed.contains("Chrome"),
+            "sessions listed: {listed}"
+        );
+        let png = c.screenshot().await?;
+        std::fs::write(shots.join(format!("sessions-{label}.png")), png)?;
+        act_on(&c, Locator::Css("button.revoke"), None).await?;
+        ensure!(
+            text(&c, "#notice").await?.contains("revoked"),
+            "no notice after revoking"
+        );
+        ensure!(
+            !text(&c, "#sessions").await?.contains("OtherDevice/1.0"),
+            "revoked session still listed"
+        );
+        let page = raw_get(port, "/", &other)?;
+        ensure!(
+            page.contains("login-link") && !page.contains("id=\"user\""),
+            "the revoked device is still signed in"
+        );
+        ensure!(
+            text(&c, "#user").await? == "alice",
+            "revoking signed this browser out"
+        );
         c.goto(&base).await?;
         let png = c.screenshot().await?;
         std::fs::write(shots.join(format!("logged-in-{label}.png")), png)?;
