@@ -262,3 +262,61 @@ async fn prefix_rules_and_turning_the_index_off() -> Result<()> {
     off.clear().await?;
     Ok(())
 }
+
+/// Writes that move one session between two principals, racing with
+/// listings that prune: afterwards the session is in its principal's set
+/// (whatever the interleaving), and listed there only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writes_and_listings_never_drop_the_session() -> Result<()> {
+    let ns = Namespaced::new().await?;
+    let store = ns.store.clone();
+    let r = tagged(Some("alice"), 1)?;
+    store.create(&r).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..4usize {
+        let (store, r) = (store.clone(), r.clone());
+        tasks.spawn(async move {
+            for round in 0..100usize {
+                let p = if (writer + round) % 2 == 0 {
+                    "alice"
+                } else {
+                    "bob"
+                };
+                let next = with_principal(&r, Some(p))?;
+                ensure!(store.save(&next).await? == WriteOutcome::Written);
+                if round % 5 == 0 {
+                    ensure!(store.touch(&r.id, None).await? == WriteOutcome::Written);
+                }
+            }
+            Ok(())
+        });
+    }
+    for reader in ["alice", "bob"] {
+        let store = store.clone();
+        tasks.spawn(async move {
+            for _ in 0..100 {
+                store.principal_sessions(reader).await?;
+            }
+            Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let owner = store
+        .load(&r.id)
+        .await?
+        .context("session gone")?
+        .principal()
+        .context("no principal")?
+        .to_owned();
+    let other = if owner == "alice" { "bob" } else { "alice" };
+    ensure!(
+        members(&store, &owner).await?.contains(&r.id.to_string()),
+        "{owner}'s set lost its session"
+    );
+    ensure!(store.principal_sessions(&owner).await?.len() == 1);
+    ensure!(store.principal_sessions(other).await?.is_empty());
+    ensure!(!exists(&store, &set_key(&store, other)?).await?);
+    Ok(())
+}
