@@ -172,24 +172,25 @@ impl SentinelConn {
     }
 
     /// The current master connection; asks the Sentinels when there is none
-    /// (first use, or the last one failed). One task at a time asks.
+    /// (first use, or the last one failed). One task at a time asks; the
+    /// wait for that, and the asking, are bounded by the connect timeout.
     async fn master(&self) -> RedisResult<(u64, MultiplexedConnection)> {
-        if let Some(found) = self.cached() {
-            return Ok(found);
-        }
-        let mut client = self.shared.client.lock().await;
-        // Another task may have asked while this one waited.
         if let Some(found) = self.cached() {
             return Ok(found);
         }
         let config = self.shared.config.clone();
         let found = tokio::time::timeout(self.shared.connect_timeout, async {
+            let mut client = self.shared.client.lock().await;
+            // Another task may have asked while this one waited.
+            if let Some(found) = self.cached() {
+                return Ok(Found::Cached(found));
+            }
             let master = client.async_get_client().await?;
             let addr = master.get_connection_info().addr.to_string();
             let conn = master
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
-            Ok::<_, RedisError>((addr, conn))
+            Ok::<_, RedisError>(Found::New(addr, conn))
         })
         .await
         .map_err(|_| {
@@ -198,7 +199,10 @@ impl SentinelConn {
                 "timed out asking the Sentinels for the master",
             ))
         })?;
-        let (addr, conn) = found?;
+        let (addr, conn) = match found? {
+            Found::New(addr, conn) => (addr, conn),
+            Found::Cached(cached) => return Ok(cached),
+        };
         let mut current = self.lock();
         current.0 += 1;
         current.1 = Some(conn.clone());
@@ -258,6 +262,14 @@ impl SentinelConn {
         }
         result
     }
+}
+
+/// What [`SentinelConn::master`] found under the lock.
+enum Found {
+    /// Another task connected while this one waited.
+    Cached((u64, MultiplexedConnection)),
+    /// Connected here: the master's address and the connection.
+    New(String, MultiplexedConnection),
 }
 
 /// Errors after which the master may have moved.

@@ -412,7 +412,8 @@ fn failover_case(b: Backend, bin: &Path, row: &mut Row) -> Result<()> {
     let mut demo = Demo::start(bin, &store_url, &dir, "demo")?;
     let port = demo.port;
     let t0 = Instant::now();
-    let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    // Cookie -> (last acknowledged counter, when it was acknowledged).
+    let acked: Arc<Mutex<HashMap<String, (u64, Duration)>>> = Arc::default();
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let acks = Arc::new(AtomicU32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -440,16 +441,19 @@ fn failover_case(b: Backend, bin: &Path, row: &mut Row) -> Result<()> {
                     if r.status != 200 {
                         continue;
                     }
-                    let c = match (&cookie, r.cookie) {
-                        (Some(c), _) => c.clone(),
-                        (None, Some(c)) => c,
+                    // A new cookie for a known one: its session was lost;
+                    // its entry keeps the last acknowledged counter (to be
+                    // found missing at the end) and this one goes on.
+                    let c = match (cookie, r.cookie) {
+                        (_, Some(new)) => new,
+                        (Some(old), None) => old,
                         (None, None) => bail!("no cookie for a new session"),
                     };
                     let views = r.views.context("no counter in the page")?;
                     acked
                         .lock()
                         .map_err(|_| anyhow::anyhow!("poisoned"))?
-                        .insert(c.clone(), views);
+                        .insert(c.clone(), (views, t0.elapsed()));
                     acks.fetch_add(1, Ordering::SeqCst);
                     cookie = Some(c);
                 }
@@ -572,23 +576,32 @@ fn failover_case(b: Backend, bin: &Path, row: &mut Row) -> Result<()> {
     // Acknowledged sessions after the promotion.
     let acked = std::mem::take(&mut *acked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
     let (mut gone, mut behind) = (0u32, 0u32);
-    for (cookie, views) in &acked {
+    // How long before the kill the lost writes were acknowledged (negative:
+    // after the kill, which asynchronous replication cannot explain).
+    let mut lost_acked_at: Vec<i128> = Vec::new();
+    for (cookie, (views, at)) in &acked {
         let r = get(demo.port, Some(cookie)).context("reading a session back")?;
         if r.status != 200 {
             bail!("reading a session back: status {}", r.status);
         }
         match r.views {
-            // A new session: the acknowledged one is gone.
-            Some(1) if *views >= 1 => gone += 1,
             // An error answer may still have written: more is fine.
-            Some(v) if v > *views => {}
+            Some(v) if v > *views => continue,
+            // A new session: the acknowledged one is gone.
+            Some(1) => gone += 1,
             _ => behind += 1,
         }
+        lost_acked_at.push(killed.as_millis() as i128 - at.as_millis() as i128);
     }
+    lost_acked_at.sort_unstable();
+    let lost_when = match (lost_acked_at.first(), lost_acked_at.last()) {
+        (Some(a), Some(b)) => format!(" (acknowledged {a} to {b} ms before the kill)"),
+        _ => String::new(),
+    };
     row.lost = Some(gone + behind);
     row.note = format!(
         "SIGKILL of the master :{master_port} (pid {pid}) after {acks_before} acks; errors over {failing}; \
-         {} sessions checked: {gone} gone, {behind} behind their acknowledged counter; masters now {}; {}",
+         {} sessions checked: {gone} gone, {behind} behind their acknowledged counter{lost_when}; masters now {}; {}",
         acked.len(),
         promoted.join(" "),
         group.how()
