@@ -312,7 +312,8 @@ fn run(step: &str, cmd: &mut Command) -> Result<()> {
 }
 
 /// The store URL the demo's browser test uses for a backend: its own
-/// key prefix, table or collection, so it never touches test data.
+/// key prefix, table or collection, so it never touches test data; the SQL
+/// stores with the per-user index its "active sessions" page needs.
 fn demo_store_url(b: Backend, servers: &mut Servers) -> Result<Option<String>> {
     let join = |url: &str, opt: &str| {
         let sep = if url.contains('?') { '&' } else { '?' };
@@ -322,9 +323,15 @@ fn demo_store_url(b: Backend, servers: &mut Servers) -> Result<Option<String>> {
         (Backend::Memory, _) => Some("memory://".to_owned()),
         (Backend::Sqlite, _) => None, // the demo's default: sessions.db in its working directory
         (Backend::Redis, Some((_, url, _))) => Some(join(&url, "prefix=demo-browser:")),
-        (Backend::Postgres, Some((_, url, _))) => Some(join(&url, "table=demo_browser_session")),
+        (Backend::Postgres, Some((_, url, _))) => Some(join(
+            &url,
+            "table=demo_browser_session&principal_index=true",
+        )),
         (Backend::Mongo, Some((_, url, _))) => Some(join(&url, "collection=demo_browser_sessions")),
-        (Backend::Mysql, Some((_, url, _))) => Some(join(&url, "table=demo_browser_sessions")),
+        (Backend::Mysql, Some((_, url, _))) => Some(join(
+            &url,
+            "table=demo_browser_sessions&principal_index=true",
+        )),
         (Backend::RedisCluster | Backend::RedisSentinel, Some((_, url, _))) => {
             Some(join(&url, "prefix=demo-browser:"))
         }
