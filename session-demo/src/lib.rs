@@ -9,7 +9,11 @@
 //! (`Session::set_principal`), and `track_client(true)` records the user
 //! agent and client address of the request that creates it. Any name logs
 //! in (there are no passwords): the principal stands for the user id a real
-//! application would have after authentication.
+//! application would have after authentication. The index is a store
+//! capability: Redis, MongoDB and the in-process store keep it always, the
+//! SQL stores with `principal_index=true` in their URL (an existing table
+//! gains the column on start; its sessions join the index when next
+//! written). Without it the page says so.
 //!
 //! Configuration, from the environment:
 //!
