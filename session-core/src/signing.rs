@@ -86,6 +86,11 @@ pub fn encode_component(value: &str) -> String {
     utf8_percent_encode(value, URI_COMPONENT).to_string()
 }
 
+/// [`encode_component`], appended to `out` (no allocation of its own).
+pub fn encode_component_into(value: &str, out: &mut String) {
+    out.extend(utf8_percent_encode(value, URI_COMPONENT));
+}
+
 /// Decodes like the `cookie` package: percent-decoding when a `%` is present,
 /// the raw text when decoding fails. A `+` stays a `+`.
 pub fn decode_component(value: &str) -> Cow<'_, str> {
@@ -169,6 +174,10 @@ impl Signer {
 
     /// Verifies a decoded value (`s:<id>.<mac>`): `None` when it is not
     /// signed, the MAC matches no secret, or the id is malformed.
+    ///
+    /// A value verified by the first secret (`secret_index == 0`) is
+    /// exactly what [`sign`](Self::sign) returns for its id, so it can be
+    /// sent back without signing again.
     pub fn unsign(&self, value: &str) -> Option<Verified> {
         let signed = value.strip_prefix("s:")?;
         self.secrets.iter().enumerate().find_map(|(i, s)| {

@@ -5,7 +5,7 @@
 use crate::config::SessionConfig;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use session_core::signing::decode_component;
+use session_core::signing::{decode_component, encode_component_into};
 use session_core::{CookieMeta, Priority, SameSite, Signer, Verified};
 use std::fmt::Write as _;
 
@@ -117,9 +117,25 @@ pub enum SessionCookie {
 /// percent-decoded, its `s:<id>.<mac>` checked against each secret and the
 /// id validated. No I/O, no logging.
 pub fn read_session_cookie(headers: &HeaderMap, name: &str, signer: &Signer) -> SessionCookie {
+    read_cookie(headers, name, signer).0
+}
+
+/// [`read_session_cookie`], plus the decoded value when the current secret
+/// verified it: that value is exactly `signer.sign(id)`, so the response
+/// can send it back without computing the MAC again.
+pub(crate) fn read_cookie(
+    headers: &HeaderMap,
+    name: &str,
+    signer: &Signer,
+) -> (SessionCookie, Option<String>) {
     match find(headers, name) {
-        None => SessionCookie::Absent,
-        Some(value) => verify(&value, signer),
+        None => (SessionCookie::Absent, None),
+        Some(value) => match verify(&value, signer) {
+            SessionCookie::Valid(v) if v.secret_index == 0 => {
+                (SessionCookie::Valid(v), Some(value))
+            }
+            other => (other, None),
+        },
     }
 }
 
@@ -195,17 +211,21 @@ fn priority(p: Priority) -> &'static str {
 /// express-session's cookie data: `name=value; Domain; Path; Expires;
 /// HttpOnly; Secure; Partitioned; Priority; SameSite`.
 ///
-/// `value` must already be cookie-safe (the percent-encoded signed id).
-/// Domain and path come from the session's stored metadata when they are
-/// valid, and from the configuration otherwise (a record written by another
-/// program cannot inject attributes).
+/// `signed` is the signed value (`s:<id>.<mac>`, or empty to expire the
+/// cookie), percent-encoded here like `encodeURIComponent`. Domain and
+/// path come from the session's stored metadata when they are valid, and
+/// from the configuration otherwise (a record written by another program
+/// cannot inject attributes).
 pub(crate) fn serialize(
     config: &SessionConfig,
-    value: &str,
+    signed: &str,
     meta: &CookieMeta,
     expires_override: Option<&str>,
 ) -> Option<HeaderValue> {
-    let mut out = format!("{}={}", config.name, value);
+    let mut out = String::with_capacity(config.name.len() + signed.len() + 112);
+    out.push_str(&config.name);
+    out.push('=');
+    encode_component_into(signed, &mut out);
     let domain = match &meta.domain {
         Some(d) if valid_domain(d) => Some(d.as_str()),
         Some(_) => {
@@ -254,7 +274,8 @@ pub(crate) fn serialize(
     if let Some(s) = meta.same_site {
         let _ = write!(out, "; SameSite={}", same_site(s));
     }
-    HeaderValue::from_str(&out).ok()
+    // Moved into the header value, not copied; checked like `from_str`.
+    HeaderValue::try_from(out).ok()
 }
 
 /// A `Set-Cookie` that makes the browser drop the session cookie.

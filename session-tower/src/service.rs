@@ -213,7 +213,13 @@ impl Shared {
     /// The id named by the request (a verified header token first, then the
     /// cookie), before any store is asked. Forged, unsigned and malformed
     /// values are logged (without their value) and mean "no session".
-    fn credential<B>(&self, req: &Request<B>, via: Via) -> (Option<Verified>, Option<Source>) {
+    /// A cookie that the current secret verified comes with its decoded
+    /// signed value, to be sent back as it is.
+    fn credential<B>(
+        &self,
+        req: &Request<B>,
+        via: Via,
+    ) -> (Option<Verified>, Option<Source>, Option<String>) {
         let config = &self.config;
         if via.header {
             match cookie::read_session_header(
@@ -221,7 +227,7 @@ impl Shared {
                 config.header.request.as_ref(),
                 &config.signer,
             ) {
-                SessionCookie::Valid(v) => return (Some(v), Some(Source::Header)),
+                SessionCookie::Valid(v) => return (Some(v), Some(Source::Header), None),
                 SessionCookie::Absent => {}
                 SessionCookie::Unsigned | SessionCookie::Invalid => {
                     tracing::warn!(header = %config.header.request.as_ref().map_or("authorization", |h| h.as_str()), "session token with an invalid signature or malformed id ignored");
@@ -229,22 +235,24 @@ impl Shared {
             }
         }
         if via.cookie {
-            match cookie::read_session_cookie(req.headers(), &config.name, &config.signer) {
-                SessionCookie::Absent => {}
-                SessionCookie::Valid(v) => return (Some(v), Some(Source::Cookie)),
-                SessionCookie::Unsigned => {
+            match cookie::read_cookie(req.headers(), &config.name, &config.signer) {
+                (SessionCookie::Absent, _) => {}
+                (SessionCookie::Valid(v), signed) => {
+                    return (Some(v), Some(Source::Cookie), signed)
+                }
+                (SessionCookie::Unsigned, _) => {
                     tracing::warn!(cookie = %config.name, "unsigned session cookie ignored");
                 }
-                SessionCookie::Invalid => {
+                (SessionCookie::Invalid, _) => {
                     tracing::warn!(cookie = %config.name, "session cookie with an invalid signature or malformed id ignored");
                 }
             }
         }
-        (None, None)
+        (None, None, None)
     }
 
     fn handle<B>(self: &Arc<Self>, req: &Request<B>, via: Via) -> Handle {
-        let (verified, source) = self.credential(req, via);
+        let (verified, source, signed_cookie) = self.credential(req, via);
         let (cookie_id, secret_index) = match verified {
             Some(v) => (Some(v.id), v.secret_index),
             None => (None, 0),
@@ -254,6 +262,7 @@ impl Shared {
             shared: self.clone(),
             cookie_id,
             secret_index,
+            signed_cookie,
             source,
             via,
             request_secure: is_secure(req, self.config.proxy),

@@ -13,6 +13,7 @@ use session_core::time::{self, Timestamp};
 use session_core::{
     CasOutcome, CookieMeta, Error, Record, SessionId, SessionMeta, Version, WriteOutcome, META_KEY,
 };
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
@@ -93,6 +94,9 @@ pub(crate) struct Handle {
     pub(crate) cookie_id: Option<SessionId>,
     /// Which secret verified it (0 = the current one).
     pub(crate) secret_index: usize,
+    /// The cookie's decoded signed value (`s:<id>.<mac>`) when the current
+    /// secret verified it: what signing `cookie_id` again would give.
+    pub(crate) signed_cookie: Option<String>,
     /// Which transport carried `cookie_id`.
     pub(crate) source: Option<Source>,
     /// The transports this request may answer in.
@@ -745,8 +749,14 @@ impl Handle {
             out.token = HeaderValue::from_str(&config.signer.sign(a.record.id.as_str())).ok();
         }
         if set_cookie && allowed && (a.in_store || !is_new) {
-            let value = config.signer.sign_cookie(&a.record.id);
-            out.set_cookie = cookie::serialize(config, &value, &a.record.cookie, None);
+            let signed = match &self.signed_cookie {
+                // The same id, verified by the signing secret: the same MAC.
+                Some(s) if self.cookie_id.as_ref() == Some(&a.record.id) => {
+                    Cow::Borrowed(s.as_str())
+                }
+                _ => Cow::Owned(config.signer.sign(a.record.id.as_str())),
+            };
+            out.set_cookie = cookie::serialize(config, &signed, &a.record.cookie, None);
         } else if st.expire_cookie {
             out.set_cookie = self.expired_cookie(st.expire_meta.as_ref());
         }

@@ -226,6 +226,32 @@ async fn modified_session_with_max_age_is_saved_and_cookie_refreshed() {
 }
 
 #[tokio::test]
+async fn the_refreshed_cookie_is_the_signed_id_encoded_like_express_session() {
+    let store = Counting::new();
+    let base = app(&store, config().max_age(DAY).build().unwrap()).await;
+    let (_, id) = start(&base, &store).await;
+    let signed = signer(SECRET).sign(id.as_str());
+    // However the client quoted or encoded a valid cookie, the answer is
+    // the canonical value (the MAC the current secret gives, reused).
+    for sent in [
+        cookie_for(&id),
+        format!("connect.sid={signed}"),
+        format!(
+            "connect.sid=\"{}\"",
+            cookie_for(&id).trim_start_matches("connect.sid=")
+        ),
+        format!("connect.sid={}", signed.replace(':', "%3a")),
+    ] {
+        let r = get_with_cookie(&format!("{base}/inc"), &sent).await;
+        let sc = r.set_cookie().unwrap();
+        assert!(
+            sc.starts_with(&format!("{}; Path=/; Expires=", cookie_for(&id))),
+            "{sent}: {sc}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn modified_browser_session_is_saved_without_cookie() {
     let store = Counting::new();
     let base = app(&store, config().build().unwrap()).await;
