@@ -805,6 +805,11 @@ impl RedisStore {
     /// be decoded (logged: the id may then stay in a set it left, until a
     /// reader prunes it).
     fn stored_principal(&self, id: &SessionId, stored: &[u8]) -> Option<String> {
+        // Fast path: a record in clear without metadata has no principal,
+        // and most sessions are such (no need to parse them on every save).
+        if !self.codec.is_encrypted() && !contains(stored, b"\"__meta\"") {
+            return None;
+        }
         match self.codec.decode_slice(id.clone(), stored) {
             Ok(record) => record.principal().map(str::to_owned),
             Err(e) => {
@@ -1331,9 +1336,24 @@ impl Store for RedisStore {
     }
 }
 
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contains_finds_the_metadata_key() {
+        assert!(contains(
+            br#"{"cookie":{},"__meta":{"principal":"a"}}"#,
+            b"\"__meta\""
+        ));
+        assert!(!contains(br#"{"cookie":{},"n":1}"#, b"\"__meta\""));
+        assert!(!contains(b"", b"\"__meta\""));
+    }
 
     #[test]
     fn glob_characters_in_prefix_are_escaped() {
