@@ -4,6 +4,7 @@ use serde::de::{self, Deserializer};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// The `SameSite` attribute, as express-session stores it (`"lax"`, `"strict"`,
@@ -161,9 +162,17 @@ impl CookieMeta {
         let Value::Object(map) = v else {
             return Err(Error::decode("cookie is not an object"));
         };
+        Self::from_entries(map)
+    }
+
+    /// The fields of `sess.cookie`, in their order, each key once.
+    fn from_entries<K>(entries: impl IntoIterator<Item = (K, Value)>) -> Result<Self>
+    where
+        K: AsRef<str> + Into<String>,
+    {
         let mut c = CookieMeta::default();
-        for (k, v) in map {
-            match (k.as_str(), v) {
+        for (k, v) in entries {
+            match (k.as_ref(), v) {
                 (
                     "originalMaxAge" | "expires" | "partitioned" | "secure" | "httpOnly" | "domain"
                     | "path" | "priority" | "sameSite",
@@ -205,9 +214,9 @@ impl CookieMeta {
                     "originalMaxAge" | "expires" | "partitioned" | "secure" | "httpOnly" | "domain"
                     | "path" | "priority" | "sameSite",
                     _,
-                ) => return Err(bad(&k)),
+                ) => return Err(bad(k.as_ref())),
                 (_, v) => {
-                    c.extra.insert(k, v);
+                    c.extra.insert(k.into(), v);
                 }
             }
         }
@@ -252,6 +261,148 @@ impl Serialize for Wire<'_> {
     }
 }
 
+/// A stored record as parsed: what `serde_json::Value` would hold, with
+/// the top-level object split into `cookie` and the data as it is built,
+/// and `cookie` kept as its fields (keys borrowed from the input when
+/// unescaped). Duplicate keys behave as in a `Value`: the last value wins,
+/// at the position of the first.
+enum Stored<'de> {
+    Object {
+        cookie: Option<StoredCookie<'de>>,
+        data: Map<String, Value>,
+    },
+    /// Valid JSON that is not an object.
+    Other,
+}
+
+enum StoredCookie<'de> {
+    Object(Vec<(Cow<'de, str>, Value)>),
+    /// Valid JSON that is not an object.
+    Other,
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Reads any JSON value to its end, keeping nothing.
+fn skip_seq<'de, A: de::SeqAccess<'de>>(mut seq: A) -> std::result::Result<(), A::Error> {
+    while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// The visitor answers for every JSON type other than an object.
+macro_rules! not_an_object {
+    ($other:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(
+            self,
+            seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            skip_seq(seq)?;
+            Ok($other)
+        }
+    };
+}
+
+impl<'de> Deserialize<'de> for Stored<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Stored<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            not_an_object!(Stored::Other);
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut cookie = None;
+                let mut data = Map::new();
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    if key == "cookie" {
+                        cookie = Some(map.next_value::<StoredCookie<'de>>()?);
+                    } else {
+                        data.insert(key.into_owned(), map.next_value::<Value>()?);
+                    }
+                }
+                Ok(Stored::Object { cookie, data })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredCookie<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = StoredCookie<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            not_an_object!(StoredCookie::Other);
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut fields: Vec<(Cow<'de, str>, Value)> = Vec::with_capacity(8);
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    let value = map.next_value::<Value>()?;
+                    match fields.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, v)) => *v = value,
+                        None => fields.push((key, value)),
+                    }
+                }
+                Ok(StoredCookie::Object(fields))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl Record {
     /// A new, empty session with express-session's default cookie.
     pub fn new(id: SessionId) -> Self {
@@ -292,15 +443,36 @@ impl Record {
 
     /// Reads a stored record. Not JSON, not an object, or no valid `cookie`
     /// object gives [`Error::Decode`], never a panic.
+    ///
+    /// Decodes exactly as [`Record::from_value`] does after parsing the
+    /// text into a [`Value`], without building that intermediate value for
+    /// the top-level object and `cookie` (loaded on every request).
     pub fn from_json(id: SessionId, json: &str) -> Result<Self> {
-        let value: Value = serde_json::from_str(json).map_err(Error::decode)?;
-        Self::from_value(id, value)
+        let mut de = serde_json::Deserializer::from_str(json);
+        Self::from_parsed(id, Stored::deserialize(&mut de), de.end())
     }
 
     /// Like [`Record::from_json`], from bytes.
     pub fn from_json_slice(id: SessionId, json: &[u8]) -> Result<Self> {
-        let value: Value = serde_json::from_slice(json).map_err(Error::decode)?;
-        Self::from_value(id, value)
+        let mut de = serde_json::Deserializer::from_slice(json);
+        Self::from_parsed(id, Stored::deserialize(&mut de), de.end())
+    }
+
+    fn from_parsed(
+        id: SessionId,
+        stored: serde_json::Result<Stored<'_>>,
+        end: serde_json::Result<()>,
+    ) -> Result<Self> {
+        let stored = stored.map_err(Error::decode)?;
+        end.map_err(Error::decode)?;
+        let Stored::Object { cookie, data } = stored else {
+            return Err(Error::decode("stored session is not a JSON object"));
+        };
+        let cookie = match cookie.ok_or_else(|| Error::decode("stored session has no cookie"))? {
+            StoredCookie::Object(fields) => CookieMeta::from_entries(fields)?,
+            StoredCookie::Other => return Err(Error::decode("cookie is not an object")),
+        };
+        Ok(Record { id, cookie, data })
     }
 
     /// Reads a record from an already parsed JSON value.
@@ -433,6 +605,62 @@ mod tests {
             .set_max_age(Some(Duration::MAX), time::from_millis(1_000));
         let back = Record::from_json(r.id.clone(), &r.to_json().expect("encodes"));
         assert_eq!(back.expect("a huge max_age still decodes"), r);
+    }
+
+    /// The decoding `from_json` did before it skipped the `Value` step.
+    fn via_value(id: SessionId, json: &[u8]) -> Result<Record> {
+        let value: Value = serde_json::from_slice(json).map_err(Error::decode)?;
+        Record::from_value(id, value)
+    }
+
+    fn same_as_via_value(json: &[u8]) {
+        let direct = Record::from_json_slice(id(), json);
+        let id = direct
+            .as_ref()
+            .map(|r| r.id.clone())
+            .unwrap_or_else(|_| id());
+        match (direct, via_value(id, json)) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", String::from_utf8_lossy(json)),
+            (Err(Error::Decode(_)), Err(Error::Decode(_))) => {}
+            (a, b) => panic!("{}: {a:?} vs {b:?}", String::from_utf8_lossy(json)),
+        }
+    }
+
+    #[test]
+    fn direct_decoding_matches_decoding_a_value() {
+        for json in [
+            r#"{"cookie":{"originalMaxAge":1,"expires":null},"a":1}"#,
+            r#"{"a":1,"cookie":3,"b":2,"cookie":{"path":"/"},"a":[1,{"x":null}]}"#,
+            r#"{"cookie":{"path":"/"},"cookie":"nope"}"#,
+            r#"{"cookie":{"path":3,"path":"/","zz":1,"httpOnly":true,"zz":2}}"#,
+            r#"{"cook\u0069e":{"domain":"a.b"},"\u0041":"\n"}"#,
+            r#"{"cookie":{"p\u0061th":"/x","sameSite":"LAX","expires":1e3}}"#,
+            r#"{"cookie":{"expires":"2026-11-27T01:54:41.837Z"},"n":1.5e300}"#,
+            r#"{"cookie":[1,2,{"a":[]}]}"#,
+            r#"{"cookie":null}"#,
+            r#"{"cookie":{}} "#,
+            r#"{"cookie":{}} x"#,
+            r#"{"cookie":{},}"#,
+            r#"[{"cookie":{}}]"#,
+            r#"[[[]]]"#,
+            r#""cookie""#,
+            "null",
+            "-1",
+            "18446744073709551616",
+            "",
+            "{",
+            r#"{"cookie":{"originalMaxAge":"1"}}"#,
+        ] {
+            same_as_via_value(json.as_bytes());
+        }
+        for dir in ["corpus/record_json", "regressions/record_json"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fuzz")
+                .join(dir);
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                same_as_via_value(&std::fs::read(entry.path()).unwrap_or_default());
+            }
+        }
     }
 
     #[test]
