@@ -152,6 +152,65 @@ impl Serialize for CookieMeta {
     }
 }
 
+/// The length of `s` as serde_json writes it: quoted, with `"`, `\\` and
+/// `\b \f \n \r \t` as two characters and other control characters as
+/// `\u00XX`.
+fn json_str_len(s: &str) -> usize {
+    let escapes: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | 0x08 | 0x0c | b'\n' | b'\r' | b'\t' => 1,
+            0..=0x1f => 5,
+            _ => 0,
+        })
+        .sum();
+    s.len().saturating_add(escapes).saturating_add(2)
+}
+
+/// The longest a JSON number is written: an `i64`/`u64` takes at most 20
+/// characters, an `f64` at most 24 (ryu's shortest form, sign and
+/// exponent included).
+const NUMBER_MAX_LEN: usize = 24;
+
+/// At least the length of `v` as serde_json writes it compactly.
+fn json_len_bound(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(_) => NUMBER_MAX_LEN,
+        Value::String(s) => json_str_len(s),
+        Value::Array(items) => items.iter().fold(2, |n, v| {
+            n.saturating_add(1).saturating_add(json_len_bound(v))
+        }),
+        Value::Object(map) => map.iter().fold(2, |n, (k, v)| {
+            n.saturating_add(2)
+                .saturating_add(json_str_len(k))
+                .saturating_add(json_len_bound(v))
+        }),
+    }
+}
+
+impl CookieMeta {
+    /// At least the length of this cookie's JSON: 200 bytes cover the keys
+    /// and punctuation of every known field (109) and their values at
+    /// their longest (80: a 20-character `originalMaxAge`, a quoted
+    /// expanded-year `expires` of 29, booleans, `"medium"`, `"strict"`);
+    /// `domain`, `path` and unknown keys are measured.
+    fn encoded_len_bound(&self) -> usize {
+        let strings = [&self.domain, &self.path]
+            .into_iter()
+            .flatten()
+            .fold(0usize, |n, s| n.saturating_add(json_str_len(s)));
+        self.extra
+            .iter()
+            .fold(200usize.saturating_add(strings), |n, (k, v)| {
+                n.saturating_add(2)
+                    .saturating_add(json_str_len(k))
+                    .saturating_add(json_len_bound(v))
+            })
+    }
+}
+
 fn bad(what: &str) -> Error {
     Error::decode(format!("cookie.{what} has an unexpected type"))
 }
@@ -441,6 +500,37 @@ impl Record {
         Ok(count.0)
     }
 
+    /// Whether the record's JSON ([`Record::to_json`]) is longer than
+    /// `limit` bytes: its exact length when it is, `None` when it is not.
+    ///
+    /// Decides exactly as comparing [`Record::encoded_len`] with `limit`
+    /// would, but first takes an upper bound of the length by walking the
+    /// record without formatting it (strings are measured exactly with
+    /// serde_json's escapes, numbers and the cookie's fixed fields at their
+    /// longest): only a record whose bound exceeds the limit is counted.
+    pub fn size_over(&self, limit: usize) -> Result<Option<usize>> {
+        if self.encoded_len_bound() <= limit {
+            return Ok(None);
+        }
+        let len = self.encoded_len()?;
+        Ok((len > limit).then_some(len))
+    }
+
+    /// At least [`Record::encoded_len`]: `{"cookie":` + cookie + `,"k":v`
+    /// per data key + `}`.
+    fn encoded_len_bound(&self) -> usize {
+        let mut n = self.cookie.encoded_len_bound().saturating_add(12);
+        for (k, v) in &self.data {
+            if k != "cookie" {
+                n = n
+                    .saturating_add(2)
+                    .saturating_add(json_str_len(k))
+                    .saturating_add(json_len_bound(v));
+            }
+        }
+        n
+    }
+
     /// Reads a stored record. Not JSON, not an object, or no valid `cookie`
     /// object gives [`Error::Decode`], never a panic.
     ///
@@ -572,6 +662,42 @@ mod tests {
             r.encoded_len().expect("counts"),
             r.to_json().expect("encodes").len()
         );
+    }
+
+    #[test]
+    fn the_size_bound_covers_the_longest_forms() {
+        let mut r = Record::new(id());
+        r.cookie = CookieMeta {
+            original_max_age: Some(i64::MIN),
+            expires: Some(time::from_millis(i64::MIN)),
+            partitioned: Some(false),
+            priority: Some(Priority::Medium),
+            secure: Some(false),
+            http_only: Some(false),
+            domain: Some("\u{1}\"".into()),
+            path: Some("/\\\n".into()),
+            same_site: Some(SameSite::Strict),
+            extra: [(
+                "\u{7}".to_owned(),
+                Value::from(-1.797_693_134_862_315_7e308),
+            )]
+            .into_iter()
+            .collect(),
+        };
+        r.data
+            .insert("\u{0}\u{1f}\u{7f}é".into(), Value::from(i64::MIN));
+        r.data.insert("u".into(), Value::from(u64::MAX));
+        r.data.insert(
+            "a".into(),
+            serde_json::json!([[], {}, [null, false, 5e-324]]),
+        );
+        let len = r.encoded_len().expect("counts");
+        assert!(r.encoded_len_bound() >= len);
+        assert_eq!(r.size_over(len).expect("counts"), None);
+        assert_eq!(r.size_over(len - 1).expect("counts"), Some(len));
+        // A small record is decided by the bound alone.
+        let small = Record::new(id());
+        assert!(small.encoded_len_bound() < 1024);
     }
 
     #[test]

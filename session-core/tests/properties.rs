@@ -154,6 +154,9 @@ proptest! {
         record.data.shift_remove("cookie");
         let json = record.to_json().expect("encodes");
         prop_assert_eq!(record.encoded_len().expect("counts"), json.len());
+        // The size limit decides as the exact length does, at the boundary.
+        prop_assert_eq!(record.size_over(json.len()).expect("counts"), None);
+        prop_assert_eq!(record.size_over(json.len() - 1).expect("counts"), Some(json.len()));
         let back = Record::from_json(record.id.clone(), &json).expect("decodes");
         prop_assert_eq!(&back, &record, "{}", json);
         prop_assert_eq!(back.to_json().expect("encodes"), json);

@@ -480,10 +480,11 @@ impl Handle {
         let Some(limit) = self.shared.config.max_session_size else {
             return Ok(());
         };
-        let size = record
-            .encoded_len()
+        // Exact, but without serialising a record that is clearly within.
+        let over = record
+            .size_over(limit)
             .map_err(|e| self.store_err("encode", e))?;
-        if size > limit {
+        if let Some(size) = over {
             tracing::warn!(size, limit, "session over max_session_size refused");
             return Err(SessionError::too_large(size, limit));
         }
