@@ -159,7 +159,7 @@ struct Active {
     /// The data as loaded or generated (express-session's `originalHash`).
     original_data: Map<String, Value>,
     /// The data known to be in the store (express-session's `savedHash`).
-    saved_data: Option<Map<String, Value>>,
+    saved_data: Saved,
     /// regenerate() gave this session a new id (express-session's `originalId !== id`).
     regenerated: bool,
     /// The stored id this session replaces (regenerate), for the event.
@@ -176,9 +176,28 @@ struct Active {
     version: Option<Version>,
 }
 
+/// What `Active::saved_data` holds: loaded data is both the original and
+/// the saved data, kept once (a load costs one copy of the data, not two).
+enum Saved {
+    /// Nothing known to be stored (a new session, or `resave`).
+    Nothing,
+    /// The same as `original_data`.
+    Original,
+    /// Written during this request.
+    Data(Map<String, Value>),
+}
+
 impl Active {
     fn modified(&self) -> bool {
         self.regenerated || self.record.data != self.original_data
+    }
+
+    fn saved(&self) -> Option<&Map<String, Value>> {
+        match &self.saved_data {
+            Saved::Nothing => None,
+            Saved::Original => Some(&self.original_data),
+            Saved::Data(data) => Some(data),
+        }
     }
 }
 
@@ -313,7 +332,7 @@ impl Handle {
             // Metadata alone does not make a new session "modified".
             original_data: record.data.clone(),
             record,
-            saved_data: None,
+            saved_data: Saved::Nothing,
             regenerated: false,
             regenerated_from: None,
             in_store: false,
@@ -327,7 +346,11 @@ impl Handle {
     fn inflate(&self, (record, version): (Record, Option<Version>)) -> Active {
         let data = record.data.clone();
         Active {
-            saved_data: (!self.shared.config.resave).then(|| data.clone()),
+            saved_data: if self.shared.config.resave {
+                Saved::Nothing
+            } else {
+                Saved::Original
+            },
             original_data: data,
             record,
             regenerated: false,
@@ -687,9 +710,9 @@ impl Handle {
         }
         let is_new = Some(&a.record.id) != self.cookie_id.as_ref();
         let modified = a.modified();
-        let is_saved = !a.regenerated && a.saved_data.as_ref() == Some(&a.record.data);
+        let is_saved = !a.regenerated && a.saved() == Some(&a.record.data);
         let should_save = a.cookie_changed
-            || if !config.save_uninitialized && a.saved_data.is_none() && is_new {
+            || if !config.save_uninitialized && a.saved().is_none() && is_new {
                 modified
             } else {
                 !is_saved
@@ -1066,7 +1089,7 @@ impl Session {
         apply_expiry(&mut a.record, time::now());
         let outcome = self.inner.save_record(a).await?;
         if outcome == WriteOutcome::Written {
-            a.saved_data = Some(a.record.data.clone());
+            a.saved_data = Saved::Data(a.record.data.clone());
         }
         Ok(outcome)
     }
