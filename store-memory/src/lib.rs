@@ -86,6 +86,31 @@ impl State {
         }
     }
 
+    /// Replaces the entry of `id` (inserting it if absent), cloning the id
+    /// only where an index needs a new key of its own: once when the expiry
+    /// moved (the hot path: a save), not at all otherwise.
+    fn replace(&mut self, id: &SessionId, entry: Entry) {
+        let Some(slot) = self.map.get_mut(id) else {
+            self.insert(id.clone(), entry);
+            return;
+        };
+        let old = std::mem::replace(slot, entry);
+        let expires_ms = slot.expires_ms;
+        let moved_principal = (old.principal != slot.principal).then(|| slot.principal.clone());
+        if old.expires_ms != expires_ms {
+            let mut key = (old.expires_ms, id.clone());
+            self.by_expiry.remove(&key);
+            key.0 = expires_ms;
+            self.by_expiry.insert(key);
+        }
+        if let Some(principal) = moved_principal {
+            self.unindex(old.principal.as_deref(), id);
+            if let Some(p) = principal {
+                self.by_principal.entry(p).or_default().insert(id.clone());
+            }
+        }
+    }
+
     fn unindex(&mut self, principal: Option<&str>, id: &SessionId) {
         let Some(p) = principal else { return };
         if let Some(ids) = self.by_principal.get_mut(p) {
@@ -313,7 +338,7 @@ impl Store for MemoryStore {
         if expires_ms <= now_ms {
             st.remove(&record.id);
         } else {
-            st.insert(record.id.clone(), Entry::new(json, expires_ms, record));
+            st.replace(&record.id, Entry::new(json, expires_ms, record));
         }
         Ok(WriteOutcome::Written)
     }
@@ -416,8 +441,8 @@ impl Store for MemoryStore {
         if expires_ms <= now_ms {
             st.remove(&record.id);
         } else {
-            st.insert(
-                record.id.clone(),
+            st.replace(
+                &record.id,
                 Entry::new(json.clone().into_boxed_str(), expires_ms, record),
             );
         }
@@ -455,6 +480,38 @@ mod tests {
         for r in &later {
             assert!(store.load(&r.id).await?.is_some());
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn saves_keep_the_indexes_in_step() -> Result<()> {
+        let store = MemoryStore::new();
+        let mut r = record_expiring_in(600_000);
+        store.create(&r).await?;
+        let mut meta = session_core::SessionMeta::default();
+        for (i, principal) in [None, Some("ann"), Some("ann"), Some("bob"), None]
+            .into_iter()
+            .enumerate()
+        {
+            r.cookie.expires = Some(time::from_millis(
+                time::now().timestamp_millis() + 600_000 + i as i64,
+            ));
+            meta.principal = principal.map(str::to_owned);
+            r.set_meta(Some(&meta))?;
+            assert_eq!(store.save(&r).await?, WriteOutcome::Written);
+            let st = store.state();
+            assert_eq!(st.by_expiry.len(), 1);
+            let (exp, id) = st.by_expiry.first().cloned().expect("indexed");
+            assert_eq!(
+                (Some(exp), &id),
+                (r.cookie.expires.map(|t| t.timestamp_millis()), &r.id)
+            );
+            let indexed: Vec<&str> = st.by_principal.keys().map(|k| &**k).collect();
+            assert_eq!(indexed, principal.into_iter().collect::<Vec<_>>());
+        }
+        // Expiry unchanged: nothing to move.
+        assert_eq!(store.save(&r).await?, WriteOutcome::Written);
+        assert_eq!(store.state().by_expiry.len(), 1);
         Ok(())
     }
 
