@@ -10,13 +10,23 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A UTC instant with millisecond precision.
 pub type Timestamp = DateTime<Utc>;
 
 /// The current time, truncated to whole milliseconds like `Date.now()`.
 pub fn now() -> Timestamp {
-    from_millis(Utc::now().timestamp_millis())
+    // `Utc::now().timestamp_millis()` without building a chrono date first.
+    let ms = match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        // Before 1970: floor, as chrono's timestamp_millis does.
+        Err(e) => {
+            let ns = e.duration().as_nanos();
+            i64::try_from(ns.div_ceil(1_000_000)).map_or(i64::MIN, |ms| -ms)
+        }
+    };
+    from_millis(ms)
 }
 
 /// An instant from milliseconds since the Unix epoch, clamped to chrono's
@@ -345,6 +355,15 @@ mod tests {
             write_http_date(&t, &mut http);
             assert_eq!(http, t.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
         }
+    }
+
+    #[test]
+    fn now_is_chronos_now_in_whole_milliseconds() {
+        let before = Utc::now().timestamp_millis();
+        let t = now();
+        let after = Utc::now().timestamp_millis();
+        assert!((before..=after).contains(&t.timestamp_millis()));
+        assert_eq!(t.timestamp_subsec_nanos() % 1_000_000, 0);
     }
 
     #[test]
