@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | `load` | `GET` | nil: no live session (Redis expires keys itself) |
 //! | `create` | `SET key json NX EX ttl` | nil: a live session has this id, [`Error::Collision`] |
-//! | `save` | `SET key json XX EX ttl` (`… GET` with the per-user index) | nil: destroyed or expired meanwhile, [`WriteOutcome::Gone`]: never resurrected |
+//! | `save` | `SET key json XX EX ttl` | nil: destroyed or expired meanwhile, [`WriteOutcome::Gone`]: never resurrected |
 //! | `touch` | `EXPIRE key ttl` (in a script with `GET` with the per-user index) | 0: [`WriteOutcome::Gone`]; the JSON is never rewritten |
 //! | `destroy` | `DEL` | |
 //! | `load_versioned` / `save_if` | `GET`; a Lua script that compares the stored text and `SET … EX`s only if it is unchanged | compare-and-set: a changed value is a conflict |
@@ -90,10 +90,12 @@
 //! - writes: `create`/`save`/`save_if` of a session with a principal
 //!   `SADD` its id after the write and extend the set's expiry to the
 //!   session's (`PEXPIRE … NX`, then `PEXPIRE … GT`, plus a minute), so the
-//!   set outlives its longest-lived member; `touch` reads the value back
-//!   in the same script as its `EXPIRE` and extends the set too; `save` is
-//!   `SET … XX GET`, and when the value it replaced had another principal
-//!   the id is `SREM`ed from that one's set;
+//!   set outlives its longest-lived member; `touch` is a script that
+//!   `EXPIRE`s and returns the value only when it carries metadata (any
+//!   sealed value, when encrypted), so the set is extended too; a session
+//!   whose principal changed stays in the old principal's set until that
+//!   set is next read (it no longer matches there, so it is neither listed
+//!   nor destroyed by it);
 //! - reads: the members are read with `MGET`, decoded with the store's
 //!   codec (encrypted values too) and kept only when live and still that
 //!   principal's; the others are `SREM`ed there and then. `destroy` and
@@ -142,6 +144,7 @@ use session_core::{
     DEFAULT_TTL,
 };
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tracing::{debug, warn, Instrument};
 
@@ -266,8 +269,8 @@ impl RedisStoreBuilder {
     /// Whether to keep the per-user index ([`Store::principal_sessions`],
     /// [`Store::destroy_principal`]; default `true`). It costs writes of
     /// sessions that carry a principal one more round trip (the set
-    /// update), and every `save` and `touch` reads the previous value back
-    /// (`SET … GET`, `EXPIRE` + `GET` in one script). Turn it off to get
+    /// update), and `touch` becomes a script (`EXPIRE`, then the value back
+    /// when it carries metadata). Turn it off to get
     /// connect-redis's plain commands, or on servers older than Redis 7.0
     /// (`SET … NX GET`, `PEXPIRE … NX|GT`).
     pub fn principal_index(mut self, on: bool) -> Self {
@@ -523,8 +526,19 @@ return 1
 
 /// `touch` with the index on: `EXPIRE`, and the value when the key exists
 /// (so the store can read its principal and lengthen the principal's set).
-const TOUCH_GET: &str = r"
+const TOUCH_GET_ALL: &str = r"
 if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 1 then return redis.call('GET', KEYS[1]) end
+return false
+";
+
+/// Like `TOUCH_GET_ALL`, but a value without `__meta` (no principal
+/// possible) comes back as 1 instead of its bytes: for records in clear.
+const TOUCH_GET: &str = r"
+if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 1 then
+  local v = redis.call('GET', KEYS[1])
+  if v and string.find(v, '__meta', 1, true) then return v end
+  return 1
+end
 return false
 ";
 
@@ -533,6 +547,17 @@ const DEL_IF: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
+
+static INDEX_ADD_SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+static DEL_IF_SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+static TOUCH_GET_SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+static TOUCH_GET_ALL_SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+static SAVE_IF_SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+
+/// A script, its SHA-1 computed once per process rather than per call.
+fn script(cell: &'static OnceLock<redis::Script>, code: &str) -> &'static redis::Script {
+    cell.get_or_init(|| redis::Script::new(code))
+}
 
 /// How much longer than the session an index set is kept: covers the round
 /// trip between the session's `SET … EX` and the set's `PEXPIRE`.
@@ -791,7 +816,7 @@ impl RedisStore {
             return Ok(());
         };
         let mut conn = self.conn.clone();
-        let _: i64 = redis::Script::new(INDEX_ADD)
+        let _: i64 = script(&INDEX_ADD_SCRIPT, INDEX_ADD)
             .key(set)
             .arg(id.as_str())
             .arg(ttl_ms.saturating_add(INDEX_SLACK_MS))
@@ -991,7 +1016,7 @@ impl RedisStore {
         let key = self.key(id);
         let mut conn = self.conn.clone();
         for _ in 0..DESTROY_ATTEMPTS {
-            let deleted: i64 = redis::Script::new(DEL_IF)
+            let deleted: i64 = script(&DEL_IF_SCRIPT, DEL_IF)
                 .key(&key)
                 .arg(&stored)
                 .invoke_async(&mut conn)
@@ -1087,33 +1112,26 @@ impl Store for RedisStore {
                 });
             }
             let mut conn = self.conn.clone();
-            let mut set = redis::cmd("SET");
-            set.arg(&key).arg(json).arg("XX").arg("EX").arg(ttl);
-            if self.principal_prefix.is_none() {
-                let reply: Value = set
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| classify("saving a session", e))?;
-                let outcome = if reply == Value::Nil {
-                    WriteOutcome::Gone
-                } else {
-                    WriteOutcome::Written
-                };
-                debug!(ttl, ?outcome);
-                return Ok(outcome);
-            }
-            // With the index: the value replaced, for its principal.
-            let old: Option<Vec<u8>> = set
-                .arg("GET")
+            let reply: Value = redis::cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .arg("XX")
+                .arg("EX")
+                .arg(ttl)
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| classify("saving a session", e))?;
-            debug!(ttl, written = old.is_some());
-            let Some(old) = old else {
+            if reply == Value::Nil {
+                debug!(ttl, "gone");
                 return Ok(WriteOutcome::Gone);
-            };
-            self.reindex(record, Some(&old), ttl, "saving a session")
-                .await?;
+            }
+            debug!(ttl, "written");
+            // With the index: join the principal's set. The set of a
+            // principal the session had before (a change of user on one
+            // session, rare) is not read here: listing that principal
+            // drops the member, since the session no longer matches, and
+            // destroy_principal checks each session's own principal.
+            self.reindex(record, None, ttl, "saving a session").await?;
             Ok(WriteOutcome::Written)
         }
         .instrument(span)
@@ -1137,15 +1155,26 @@ impl Store for RedisStore {
             let mut conn = self.conn.clone();
             if self.principal_prefix.is_some() {
                 // With the index: the principal's set must outlive the session.
-                let value: Option<Vec<u8>> = redis::Script::new(TOUCH_GET)
+                // The value comes back only when it carries metadata (it may
+                // have a principal); otherwise 1, and nothing is parsed.
+                let touch = if self.codec.is_encrypted() {
+                    // Sealed values cannot be searched for metadata.
+                    script(&TOUCH_GET_ALL_SCRIPT, TOUCH_GET_ALL)
+                } else {
+                    script(&TOUCH_GET_SCRIPT, TOUCH_GET)
+                };
+                let reply: Value = touch
                     .key(&key)
                     .arg(ttl)
                     .invoke_async(&mut conn)
                     .await
                     .map_err(|e| classify("touching a session", e))?;
-                debug!(ttl, written = value.is_some());
-                let Some(value) = value else {
-                    return Ok(WriteOutcome::Gone);
+                let written = reply != Value::Nil;
+                debug!(ttl, written);
+                let value = match reply {
+                    Value::Nil => return Ok(WriteOutcome::Gone),
+                    Value::BulkString(bytes) => bytes,
+                    _ => return Ok(WriteOutcome::Written),
                 };
                 if let Some(p) = self.stored_principal(id, &value) {
                     self.index_add(&p, id, ttl.saturating_mul(1000), "touching a session")
@@ -1207,7 +1236,7 @@ impl Store for RedisStore {
             let json = self.codec.encode(record)?;
             let ttl = self.ttl(record.cookie.expires);
             let mut conn = self.conn.clone();
-            let code: i64 = redis::Script::new(SAVE_IF)
+            let code: i64 = script(&SAVE_IF_SCRIPT, SAVE_IF)
                 .key(self.key(&record.id))
                 .arg(expected.as_str())
                 .arg(&json)
