@@ -4,7 +4,8 @@
 //!   for each backend, runs the shared conformance suite against it and
 //!   prints a table.
 //! - `ci`: formatting, clippy, the conformance suite on every backend (all
-//!   required), then every other test.
+//!   required), then every other test, the browser, interop and fault
+//!   tests, and `bench --quick` as a smoke test of the benchmark harness.
 //! - `interop [--backend NAME]...`: runs the Node express-session app and
 //!   the Rust app against the same store and checks they share sessions
 //!   (see `interop.rs`).
@@ -404,6 +405,9 @@ fn ci() -> Result<()> {
     eprintln!("xtask: == interop with Node's express-session");
     interop::run(&[], &mut servers)?;
     faults::run(&[])?;
+    // A smoke test of the benchmark harness: short windows, every section
+    // and contender; it asserts nothing about speed.
+    bench::run(&["--quick".to_owned()], &mut servers)?;
     print_table(&rows);
     eprintln!("xtask: ci passed in {:.0}s", start.elapsed().as_secs_f64());
     Ok(())
