@@ -275,8 +275,10 @@ async fn login_counter_cart_restart_logout() -> Result<()> {
         c.goto(&format!("{base}/cart")).await?;
         act(&c, "item", Some("teapot")).await?;
         act(&c, "add", None).await?;
+        // The empty cart page stays until the redirect lands: wait for an
+        // item, which only the next page has.
         ensure!(
-            text(&c, "#cart").await?.contains("teapot"),
+            text(&c, "#cart .item").await?.contains("teapot"),
             "item not in cart"
         );
 
