@@ -11,6 +11,7 @@ use session_core::{
     CasOutcome, Error, HashedIds, Record, SessionId, SessionMeta, Store, Version, WriteOutcome,
     DEFAULT_TTL,
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -870,6 +871,56 @@ pub async fn destroy_principal_keeps_the_current_one(f: &dyn Fixture) -> Result<
     ensure!(store.destroy_principal("alice", None).await? == 1);
     ensure!(store.principal_sessions("alice").await?.is_empty());
     ensure!(store.destroy_principal("nobody", None).await? == 0);
+    Ok(())
+}
+
+/// "Revoke this device": a listed session is found by [`Store::listed_id`]
+/// and ended by [`Store::destroy_listed`], on the store itself and through
+/// [`HashedIds`] (whose listing carries storage keys, not ids).
+pub async fn destroy_listed_revokes_one_session(f: &dyn Fixture) -> Result<()> {
+    let plain = f.store();
+    if !has_principal_index(&*plain).await? {
+        return Ok(());
+    }
+    let hashed: Arc<dyn Store> = Arc::new(HashedIds::new(f.store()));
+    for (store, principal) in [(plain, "dave"), (hashed, "erin")] {
+        let this = tagged(Some(principal), "this browser")?;
+        let other = tagged(Some(principal), "lost phone")?;
+        for r in [&this, &other] {
+            store.create(r).await?;
+        }
+        let listed = store.principal_sessions(principal).await?;
+        let this_key = store.listed_id(&this.id);
+        let other_key = store.listed_id(&other.id);
+        ensure!(
+            sorted_ids(&listed) == {
+                let mut keys = vec![this_key.to_string(), other_key.to_string()];
+                keys.sort();
+                keys
+            },
+            "{principal}: listed {:?}",
+            sorted_ids(&listed)
+        );
+        let found = listed
+            .iter()
+            .find(|r| r.id == other_key)
+            .context("the other session is not listed")?;
+        ensure!(found.meta()?.and_then(|m| m.user_agent).as_deref() == Some("lost phone"));
+        store.destroy_listed(&found.id).await?;
+        ensure!(
+            store.load(&other.id).await?.is_none(),
+            "{principal}: the revoked session still loads"
+        );
+        ensure!(
+            store.load(&this.id).await?.is_some(),
+            "{principal}: revoking one ended the other"
+        );
+        ensure!(
+            sorted_ids(&store.principal_sessions(principal).await?) == vec![this_key.to_string()]
+        );
+        // Destroying a listed id that is no longer there succeeds.
+        store.destroy_listed(&found.id).await?;
+    }
     Ok(())
 }
 

@@ -102,6 +102,7 @@ pub const CASES: &[&str] = &[
     "hashed_ids_store_only_the_digest",
     "principal_sessions_lists_only_live_ones",
     "destroy_principal_keeps_the_current_one",
+    "destroy_listed_revokes_one_session",
     "principal_change_moves_the_session",
     "principal_index_forgets_dead_sessions",
 ];
@@ -158,6 +159,7 @@ macro_rules! conformance_tests {
             hashed_ids_store_only_the_digest,
             principal_sessions_lists_only_live_ones,
             destroy_principal_keeps_the_current_one,
+            destroy_listed_revokes_one_session,
             principal_change_moves_the_session,
             principal_index_forgets_dead_sessions,
         );

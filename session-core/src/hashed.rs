@@ -123,7 +123,8 @@ impl<S: Store> Store for HashedIds<S> {
     }
 
     /// The records carry their storage keys as ids (the ids themselves
-    /// are not stored): revoke one with [`HashedIds::destroy_key`].
+    /// are not stored): find one with [`Store::listed_id`], revoke one with
+    /// [`Store::destroy_listed`].
     async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
         self.inner.principal_sessions(principal).await
     }
@@ -132,13 +133,15 @@ impl<S: Store> Store for HashedIds<S> {
         let keep = keep.map(Self::key);
         self.inner.destroy_principal(principal, keep.as_ref()).await
     }
-}
 
-impl<S: Store> HashedIds<S> {
-    /// Destroys the record stored under `key` (a storage key, as listed by
-    /// [`Store::principal_sessions`] through this wrapper), not under an id.
-    pub async fn destroy_key(&self, key: &SessionId) -> Result<()> {
-        self.inner.destroy(key).await
+    /// The storage key: what [`Store::principal_sessions`] lists.
+    fn listed_id(&self, id: &SessionId) -> SessionId {
+        self.inner.listed_id(&Self::key(id))
+    }
+
+    /// `listed` is a storage key, destroyed as it is (not hashed again).
+    async fn destroy_listed(&self, listed: &SessionId) -> Result<()> {
+        self.inner.destroy_listed(listed).await
     }
 }
 

@@ -39,4 +39,10 @@ pub use id::{InvalidId, SessionId};
 pub use meta::{SessionMeta, META_KEY};
 pub use record::{CookieMeta, Priority, Record, SameSite};
 pub use signing::{Secret, Signer, Verified};
+/// Not public API: what [`delegate_store!`] expands to needs these.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+}
+
 pub use store::{Capabilities, CasOutcome, Store, Version, WriteOutcome, DEFAULT_TTL};

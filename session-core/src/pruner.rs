@@ -5,7 +5,7 @@
 //! when [`Pruner::shutdown`] is awaited or the handle is dropped.
 
 use crate::Store;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -57,6 +57,43 @@ impl Pruner {
 impl Drop for Pruner {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// The prune task of a store, shared by the store's clones: any clone can
+/// stop it, and it stops when the last clone is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct SharedPruner(Arc<Mutex<Option<Pruner>>>);
+
+impl SharedPruner {
+    /// A task calling `store.delete_expired()` every `interval` ([`spawn`]);
+    /// `None`: no task. Must be called inside a tokio runtime.
+    pub fn start(store: Arc<dyn Store>, interval: Option<Duration>) -> Self {
+        SharedPruner(Arc::new(Mutex::new(
+            interval.map(|every| spawn(store, every)),
+        )))
+    }
+
+    /// Stops the task, waiting for a prune in progress to finish. Does
+    /// nothing when no task runs.
+    pub async fn stop(&self) {
+        let task = self.slot().take();
+        if let Some(task) = task {
+            task.shutdown().await;
+            tracing::debug!("prune task stopped");
+        }
+    }
+
+    /// Whether the task is running.
+    pub fn is_running(&self) -> bool {
+        self.slot().is_some()
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Pruner>> {
+        // A panic while holding the lock cannot leave the Option half-written.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

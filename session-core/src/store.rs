@@ -215,12 +215,29 @@ pub trait Store: Send + Sync {
     /// Destroys every live record of `principal` except the one with id
     /// `keep` ("log out everywhere else"; `None`: everywhere) and returns
     /// how many were destroyed. To revoke one session, check that
-    /// [`Store::principal_sessions`] lists it and [`Store::destroy`] it.
-    /// Optional (capability `principal_index`): [`Error::Unsupported`] by
-    /// default.
+    /// [`Store::principal_sessions`] lists it and [`Store::destroy_listed`]
+    /// it. Optional (capability `principal_index`): [`Error::Unsupported`]
+    /// by default.
     async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
         let _ = (principal, keep);
         Err(Error::Unsupported("principal_index"))
+    }
+
+    /// The id under which [`Store::principal_sessions`] lists the session
+    /// `id`: `id` itself, except through a wrapper that stores something
+    /// else in its place ([`HashedIds`](crate::HashedIds): the storage key,
+    /// since the id is not stored). Compare it with the listed ids to find
+    /// "this session" in a listing.
+    fn listed_id(&self, id: &SessionId) -> SessionId {
+        id.clone()
+    }
+
+    /// Destroys a session by the id [`Store::principal_sessions`] listed it
+    /// under ("revoke this device"). The same as [`Store::destroy`] except
+    /// through a wrapper like [`HashedIds`](crate::HashedIds), whose
+    /// listings carry storage keys that `destroy` would hash again.
+    async fn destroy_listed(&self, listed: &SessionId) -> Result<()> {
+        self.destroy(listed).await
     }
 }
 
@@ -277,6 +294,104 @@ macro_rules! forward {
                 keep: Option<&SessionId>,
             ) -> Result<u64> {
                 (**self).destroy_principal(principal, keep).await
+            }
+            fn listed_id(&self, id: &SessionId) -> SessionId {
+                (**self).listed_id(id)
+            }
+            async fn destroy_listed(&self, listed: &SessionId) -> Result<()> {
+                (**self).destroy_listed(listed).await
+            }
+        }
+    };
+}
+
+/// Implements [`Store`] for a type by forwarding every method, optional
+/// ones included, to one of its fields (a store, or an `Arc` of one): for
+/// a public store type that wraps a shared inner store next to handles of
+/// its own (a prune task, say).
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{delegate_store, Store};
+///
+/// struct Outer {
+///     inner: Arc<dyn Store>,
+/// }
+/// delegate_store!(Outer => inner);
+/// ```
+#[macro_export]
+macro_rules! delegate_store {
+    ($ty:ty => $field:ident) => {
+        #[$crate::__private::async_trait]
+        impl $crate::Store for $ty {
+            async fn load(
+                &self,
+                id: &$crate::SessionId,
+            ) -> $crate::Result<::core::option::Option<$crate::Record>> {
+                self.$field.load(id).await
+            }
+            async fn create(&self, record: &$crate::Record) -> $crate::Result<()> {
+                self.$field.create(record).await
+            }
+            async fn save(&self, record: &$crate::Record) -> $crate::Result<$crate::WriteOutcome> {
+                self.$field.save(record).await
+            }
+            async fn touch(
+                &self,
+                id: &$crate::SessionId,
+                expires: ::core::option::Option<$crate::time::Timestamp>,
+            ) -> $crate::Result<$crate::WriteOutcome> {
+                self.$field.touch(id, expires).await
+            }
+            async fn destroy(&self, id: &$crate::SessionId) -> $crate::Result<()> {
+                self.$field.destroy(id).await
+            }
+            fn capabilities(&self) -> $crate::Capabilities {
+                self.$field.capabilities()
+            }
+            async fn ids(&self) -> $crate::Result<::std::vec::Vec<$crate::SessionId>> {
+                self.$field.ids().await
+            }
+            async fn count(&self) -> $crate::Result<u64> {
+                self.$field.count().await
+            }
+            async fn clear(&self) -> $crate::Result<()> {
+                self.$field.clear().await
+            }
+            async fn delete_expired(&self) -> $crate::Result<u64> {
+                self.$field.delete_expired().await
+            }
+            async fn load_versioned(
+                &self,
+                id: &$crate::SessionId,
+            ) -> $crate::Result<::core::option::Option<($crate::Record, $crate::Version)>> {
+                self.$field.load_versioned(id).await
+            }
+            async fn save_if(
+                &self,
+                record: &$crate::Record,
+                expected: &$crate::Version,
+            ) -> $crate::Result<$crate::CasOutcome> {
+                self.$field.save_if(record, expected).await
+            }
+            async fn principal_sessions(
+                &self,
+                principal: &str,
+            ) -> $crate::Result<::std::vec::Vec<$crate::Record>> {
+                self.$field.principal_sessions(principal).await
+            }
+            async fn destroy_principal(
+                &self,
+                principal: &str,
+                keep: ::core::option::Option<&$crate::SessionId>,
+            ) -> $crate::Result<u64> {
+                self.$field.destroy_principal(principal, keep).await
+            }
+            fn listed_id(&self, id: &$crate::SessionId) -> $crate::SessionId {
+                self.$field.listed_id(id)
+            }
+            async fn destroy_listed(&self, listed: &$crate::SessionId) -> $crate::Result<()> {
+                self.$field.destroy_listed(listed).await
             }
         }
     };

@@ -10,13 +10,13 @@
 //! user can end nothing but their own sessions, whatever they post.
 
 use crate::pages;
-use crate::store::DemoStore;
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use session_core::{HashedIds, Record, SessionId, Store as _, WriteOutcome};
+use session_core::{HashedIds, Record, SessionId, Store, WriteOutcome};
 use session_tower::{Session, SessionError};
+use std::sync::Arc;
 
 /// What a handler of these pages can fail with.
 #[derive(Debug)]
@@ -117,11 +117,11 @@ fn well_formed(text: &str) -> bool {
 }
 
 /// The user's live sessions, or `None` when the store has no index.
-async fn list(store: &DemoStore, user: &str) -> Result<Option<Vec<Record>>, PageError> {
-    if !store.store().capabilities().principal_index {
+async fn list(store: &Arc<dyn Store>, user: &str) -> Result<Option<Vec<Record>>, PageError> {
+    if !store.capabilities().principal_index {
         return Ok(None);
     }
-    match store.store().principal_sessions(user).await {
+    match store.principal_sessions(user).await {
         // Defensive: only records that really carry this principal.
         Ok(records) => Ok(Some(
             records
@@ -143,7 +143,7 @@ pub(crate) struct Notice {
 
 /// `GET /sessions`.
 pub(crate) async fn page(
-    State(store): State<DemoStore>,
+    State(store): State<Arc<dyn Store>>,
     session: Session,
     Query(notice): Query<Notice>,
 ) -> Result<Response, PageError> {
@@ -213,7 +213,7 @@ pub(crate) struct RevokeForm {
 
 /// `POST /sessions/revoke`: ends one of the user's other sessions.
 pub(crate) async fn revoke(
-    State(store): State<DemoStore>,
+    State(store): State<Arc<dyn Store>>,
     session: Session,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, PageError> {
@@ -265,7 +265,7 @@ pub(crate) async fn revoke(
 
 /// `POST /sessions/revoke-others`: "log out everywhere else".
 pub(crate) async fn revoke_others(
-    State(store): State<DemoStore>,
+    State(store): State<Arc<dyn Store>>,
     session: Session,
 ) -> Result<Response, PageError> {
     let Some(user) = owner(&session).await? else {
@@ -282,14 +282,14 @@ pub(crate) async fn revoke_others(
             NOT_SIGNED_IN,
         ));
     };
-    if !store.store().capabilities().principal_index {
+    if !store.capabilities().principal_index {
         return Err(PageError::refused(
             StatusCode::NOT_IMPLEMENTED,
             Some(&user),
             NO_INDEX,
         ));
     }
-    let ended = match store.store().destroy_principal(&user, Some(&current)).await {
+    let ended = match store.destroy_principal(&user, Some(&current)).await {
         Ok(n) => n,
         Err(session_core::Error::Unsupported(_)) => {
             return Err(PageError::refused(

@@ -31,9 +31,6 @@
 
 mod active;
 mod pages;
-mod store;
-
-pub use store::DemoStore;
 
 use anyhow::{bail, Context};
 use axum::extract::{ConnectInfo, Form, Request};
@@ -43,10 +40,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use serde::Deserialize;
+use session_core::Store;
 use session_tower::{ClientIp, Session, SessionConfig, SessionError, SessionLayer};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The store when `SESSION_STORE_URL` is unset: SQLite in the working
@@ -151,9 +150,19 @@ fn write_private(file: &Path, secret: &str) -> std::io::Result<()> {
 
 /// Connects the store and builds the router with the session layer.
 pub async fn build(settings: &Settings) -> anyhow::Result<Router> {
-    let store = DemoStore::connect(&settings.store_url).await?;
+    let store = connect(&settings.store_url).await?;
     tracing::info!("session store: {}", redact(&settings.store_url));
     app(store, settings)
+}
+
+/// Connects to the store `url` names ([`session_stores::connect_with`]),
+/// with encryption keys from `SESSION_ENCRYPTION_KEYS` (and hashed ids
+/// when the URL says `hashed_ids=true`).
+pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let at_rest = session_stores::AtRest::from_env()?;
+    session_stores::connect_with(url, &at_rest)
+        .await
+        .with_context(|| format!("cannot open the session store {}", redact(url)))
 }
 
 /// The site on `store`: the routes, the session layer (recording user
@@ -161,7 +170,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Router> {
 /// connection unless `TRUST_PROXY=true` (then the middleware takes the
 /// first `X-Forwarded-For` value). Serve it with [`serve`], which provides
 /// the connection's address.
-pub fn app(store: DemoStore, settings: &Settings) -> anyhow::Result<Router> {
+pub fn app(store: Arc<dyn Store>, settings: &Settings) -> anyhow::Result<Router> {
     let mut config = SessionConfig::builder()
         .secrets(settings.secrets.iter())
         .track_client(true);
@@ -169,7 +178,7 @@ pub fn app(store: DemoStore, settings: &Settings) -> anyhow::Result<Router> {
         config = config.proxy(Some(trust));
     }
     let config = config.build().context("bad session configuration")?;
-    let app = router(store.clone()).layer(SessionLayer::from_arc(store.store(), config));
+    let app = router(store.clone()).layer(SessionLayer::from_arc(store, config));
     Ok(if settings.trust_proxy == Some(true) {
         app
     } else {
@@ -202,7 +211,7 @@ async fn client_ip(mut req: Request, next: Next) -> Response {
 
 /// The routes (without the session layer); `store` serves the "active
 /// sessions" pages.
-pub fn router(store: DemoStore) -> Router {
+pub fn router(store: Arc<dyn Store>) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_form).post(login))

@@ -117,7 +117,7 @@
 
 use async_trait::async_trait;
 use session_core::encryption::{Codec, Encryption};
-use session_core::pruner::{self, Pruner};
+use session_core::pruner::SharedPruner;
 use session_core::time::{self, Timestamp};
 use session_core::{
     Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
@@ -126,7 +126,7 @@ use session_core::{
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, warn, Instrument};
 
@@ -333,17 +333,14 @@ impl PostgresStoreBuilder {
             principal_index: self.principal_index,
         });
         shared.check_time_zone().await?;
-        let store = PostgresStore {
+        let mut store = PostgresStore {
             shared,
-            pruner: Arc::new(Mutex::new(None)),
+            pruner: SharedPruner::default(),
         };
         if self.create_schema {
             store.create_schema().await?;
         }
-        if let Some(every) = self.prune_interval {
-            let task = pruner::spawn(store.shared.clone(), every);
-            *lock(&store.pruner) = Some(task);
-        }
+        store.pruner = SharedPruner::start(store.shared.clone(), self.prune_interval);
         debug!(table = %store.shared.qualified, "PostgreSQL session store ready");
         Ok(store)
     }
@@ -385,10 +382,6 @@ fn classify(context: &'static str, e: sqlx::Error) -> Error {
     } else {
         Error::backend(context, e)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The statements, built once per store from the quoted table name.
@@ -951,7 +944,7 @@ impl Store for Shared {
 #[derive(Clone)]
 pub struct PostgresStore {
     shared: Arc<Shared>,
-    pruner: Arc<Mutex<Option<Pruner>>>,
+    pruner: SharedPruner,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -1096,64 +1089,16 @@ impl PostgresStore {
     /// deleted, until [`Store::delete_expired`] is called. Does nothing when
     /// no task runs.
     pub async fn stop_pruning(&self) {
-        let task = lock(&self.pruner).take();
-        if let Some(task) = task {
-            task.shutdown().await;
-            debug!("prune task stopped");
-        }
+        self.pruner.stop().await;
     }
 
     /// Whether the prune task is running.
     pub fn is_pruning(&self) -> bool {
-        lock(&self.pruner).is_some()
+        self.pruner.is_running()
     }
 }
 
-#[async_trait]
-impl Store for PostgresStore {
-    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-        self.shared.load(id).await
-    }
-    async fn create(&self, record: &Record) -> Result<()> {
-        self.shared.create(record).await
-    }
-    async fn save(&self, record: &Record) -> Result<WriteOutcome> {
-        self.shared.save(record).await
-    }
-    async fn touch(&self, id: &SessionId, expires: Option<Timestamp>) -> Result<WriteOutcome> {
-        self.shared.touch(id, expires).await
-    }
-    async fn destroy(&self, id: &SessionId) -> Result<()> {
-        self.shared.destroy(id).await
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.shared.capabilities()
-    }
-    async fn ids(&self) -> Result<Vec<SessionId>> {
-        self.shared.ids().await
-    }
-    async fn count(&self) -> Result<u64> {
-        self.shared.count().await
-    }
-    async fn clear(&self) -> Result<()> {
-        self.shared.clear().await
-    }
-    async fn delete_expired(&self) -> Result<u64> {
-        self.shared.delete_expired().await
-    }
-    async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
-        self.shared.load_versioned(id).await
-    }
-    async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
-        self.shared.save_if(record, expected).await
-    }
-    async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
-        self.shared.principal_sessions(principal).await
-    }
-    async fn destroy_principal(&self, principal: &str, keep: Option<&SessionId>) -> Result<u64> {
-        self.shared.destroy_principal(principal, keep).await
-    }
-}
+session_core::delegate_store!(PostgresStore => shared);
 
 #[cfg(test)]
 mod tests {
