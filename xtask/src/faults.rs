@@ -5,8 +5,8 @@
 //! shared servers on the usual ports) and drives it with plain HTTP/1.1
 //! requests, each bounded by [`REQUEST_TIMEOUT`]:
 //!
-//! - Redis (append-only file, fsync always), PostgreSQL and the MongoDB
-//!   test server (data in a directory, sync on commit): [`CLIENTS`]
+//! - Redis (append-only file, fsync always), PostgreSQL, MariaDB and the
+//!   MongoDB test server (data in a directory, sync on commit): [`CLIENTS`]
 //!   sessions are created and incremented; the server is stopped; every
 //!   request during the outage must get the configured error status (503)
 //!   within the timeout while the app stays alive; the server is started
@@ -60,8 +60,8 @@ const SQLITE_WRITERS: usize = 4;
 /// The demo's signing secret (≥ 32 bytes).
 const SECRET: &str = "xtask-faults-secret-0123456789abcdef-0123456789";
 
-/// Runs the fault tests on the backends named (default: redis, postgres,
-/// mongo, sqlite).
+/// Runs the fault tests on the backends named (default: every backend but
+/// memory).
 pub fn run(args: &[String]) -> Result<()> {
     let mut backends = Vec::new();
     let mut it = args.iter();
@@ -78,6 +78,7 @@ pub fn run(args: &[String]) -> Result<()> {
             Backend::Redis,
             Backend::Postgres,
             Backend::Mongo,
+            Backend::Mysql,
             Backend::Sqlite,
             Backend::RedisCluster,
             Backend::RedisSentinel,

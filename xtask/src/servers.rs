@@ -368,7 +368,7 @@ pub struct Private {
 
 impl Private {
     /// Starts a private Redis (append-only file, fsync on every write),
-    /// PostgreSQL or MongoDB test server (data in a directory).
+    /// PostgreSQL, MariaDB or MongoDB test server (data in a directory).
     pub fn start(backend: Backend) -> Result<Private> {
         let dir = temp_dir(&format!("faults-{}", backend.name()))?;
         let port = free_port()?;
@@ -412,8 +412,37 @@ impl Private {
                     None,
                 )
             }
+            Backend::Mysql => {
+                let install = which("mariadb-install-db")
+                    .or_else(|| which("mysql_install_db"))
+                    .context("mariadb-install-db not found (apt-get install mariadb-server)")?;
+                let mut cmd = Command::new(install);
+                cmd.arg("--no-defaults")
+                    .arg(format!("--datadir={}", dir.join("data").display()))
+                    .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+                if is_root() {
+                    cmd.arg("--user=root");
+                }
+                let status = cmd
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .context("running mariadb-install-db")?;
+                if !status.success() {
+                    bail!("mariadb-install-db failed");
+                }
+                // Run at every start, before connections are accepted.
+                std::fs::write(
+                    dir.join("init.sql"),
+                    "CREATE DATABASE IF NOT EXISTS test;\n",
+                )?;
+                (
+                    format!("mysql://root@127.0.0.1:{port}/test"),
+                    "mariadbd (InnoDB, log flushed at every commit)".to_owned(),
+                    None,
+                )
+            }
             Backend::Memory | Backend::Sqlite => bail!("{} has no server", backend.name()),
-            Backend::Mysql => bail!("the fault tests do not start a private MySQL server yet"),
             Backend::RedisCluster | Backend::RedisSentinel => {
                 bail!("{} is a group of servers: see RedisGroup", backend.name())
             }
@@ -525,6 +554,31 @@ impl Private {
                         .args(["--appendonly", "yes", "--appendfsync", "always"])
                         .arg("--dir")
                         .arg(&self.dir);
+                    c
+                }
+                Backend::Mysql => {
+                    let mut c = Command::new(
+                        which("mariadbd")
+                            .or_else(|| which("mysqld"))
+                            .or_else(|| {
+                                let sbin = PathBuf::from("/usr/sbin/mariadbd");
+                                sbin.is_file().then_some(sbin)
+                            })
+                            .context("mariadbd not found")?,
+                    );
+                    let at = |name: &str| self.dir.join(name).display().to_string();
+                    c.arg("--no-defaults")
+                        .arg(format!("--datadir={}", at("data")))
+                        .arg(format!("--port={port}"))
+                        .arg("--bind-address=127.0.0.1")
+                        .arg(format!("--socket={}", at("sock")))
+                        .arg(format!("--pid-file={}", at("pid")))
+                        .arg(format!("--init-file={}", at("init.sql")))
+                        .args(["--skip-log-bin", "--innodb-buffer-pool-size=32M"])
+                        .arg("--innodb-flush-log-at-trx-commit=1");
+                    if is_root() {
+                        c.arg("--user=root");
+                    }
                     c
                 }
                 _ => {
