@@ -4,11 +4,13 @@
 //! wrote, which have no prefix option in the Node app or in
 //! tower-sessions-redis-store: they are deleted one by one afterwards);
 //! PostgreSQL in a database of its own, `session_bench`, created at the
-//! start and dropped at the end; SQLite files in a temporary directory.
+//! start and dropped at the end; MySQL/MariaDB likewise in a database
+//! `session_bench`; SQLite files in a temporary directory.
 //! Every record is written with a one-hour expiry, so nothing outlives a
 //! crashed run by long.
 
 use anyhow::{bail, Context, Result};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -17,6 +19,7 @@ use sqlx::{ConnectOptions, Connection};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
+use store_mysql::MySqlStore;
 use store_postgres::PostgresStore;
 use store_redis::RedisStore;
 use store_sqlite::SqliteStore;
@@ -24,11 +27,15 @@ use store_sqlite::SqliteStore;
 /// The database the PostgreSQL contenders use; dropped afterwards.
 pub const PG_DATABASE: &str = "session_bench";
 
+/// The MySQL database the MySQL contenders use; dropped afterwards.
+pub const MYSQL_DATABASE: &str = "session_bench";
+
 /// The MongoDB database the Mongo contenders use; dropped afterwards.
 pub const MONGO_DATABASE: &str = "session_bench";
 
 /// Pool sizes, the stores' defaults, given to every contender alike.
 pub const PG_POOL: u32 = 10;
+pub const MYSQL_POOL: u32 = 10;
 pub const SQLITE_POOL: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,15 +45,17 @@ pub enum Backend {
     Redis,
     Postgres,
     Mongo,
+    Mysql,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 5] = [
+    pub const ALL: [Backend; 6] = [
         Backend::Memory,
         Backend::Sqlite,
         Backend::Redis,
         Backend::Postgres,
         Backend::Mongo,
+        Backend::Mysql,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +65,7 @@ impl Backend {
             Backend::Redis => "redis",
             Backend::Postgres => "postgres",
             Backend::Mongo => "mongo",
+            Backend::Mysql => "mysql",
         }
     }
 
@@ -77,6 +87,9 @@ pub struct Env {
     pg_admin_url: Option<String>,
     /// The URL of [`PG_DATABASE`], once created.
     pub pg_url: Option<String>,
+    mysql_admin_url: Option<String>,
+    /// The URL of [`MYSQL_DATABASE`], once created.
+    pub mysql_url: Option<String>,
     pub backends: Vec<Backend>,
     /// Why a backend is missing, for the report.
     pub missing: Vec<String>,
@@ -114,6 +127,8 @@ impl Env {
             mongo_url: var("MONGODB_URL"),
             pg_admin_url: var("DATABASE_URL"),
             pg_url: None,
+            mysql_admin_url: var("MYSQL_URL"),
+            mysql_url: None,
             backends: Vec::new(),
             missing: Vec::new(),
             extra_redis_keys: Default::default(),
@@ -124,6 +139,7 @@ impl Env {
                 Backend::Redis => env.check_redis().await,
                 Backend::Postgres => env.create_pg_database().await,
                 Backend::Mongo => env.check_mongo().await,
+                Backend::Mysql => env.create_mysql_database().await,
             };
             match ok {
                 Ok(()) => env.backends.push(b),
@@ -211,6 +227,50 @@ impl Env {
         conn.close().await.ok();
         self.pg_url = Some(with_database(admin, PG_DATABASE)?);
         Ok(())
+    }
+
+    async fn create_mysql_database(&mut self) -> Result<()> {
+        let admin = self
+            .mysql_admin_url
+            .as_deref()
+            .context("MYSQL_URL is not set")?;
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            MySqlConnectOptions::from_str(admin)?.connect(),
+        )
+        .await??;
+        sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS {MYSQL_DATABASE}; CREATE DATABASE {MYSQL_DATABASE}"
+        ))
+        .execute(&mut conn)
+        .await?;
+        conn.close().await.ok();
+        self.mysql_url = Some(with_database(admin, MYSQL_DATABASE)?);
+        Ok(())
+    }
+
+    fn mysql(&self) -> Result<&str> {
+        self.mysql_url.as_deref().context("no MySQL database")
+    }
+
+    /// Our MySQL store on `table` in the bench database (pool of [`MYSQL_POOL`]).
+    pub async fn mysql_store(&self, table: &str) -> Result<MySqlStore> {
+        Ok(MySqlStore::builder(self.mysql()?)
+            .table(table)
+            .max_connections(MYSQL_POOL)
+            .create_schema(true)
+            .prune_interval(None)
+            .connect()
+            .await?)
+    }
+
+    /// A pool with the settings our MySQL store uses.
+    pub fn mysql_pool(&self) -> Result<MySqlPool> {
+        let options = MySqlConnectOptions::from_str(self.mysql()?)?;
+        Ok(MySqlPoolOptions::new()
+            .max_connections(MYSQL_POOL)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options))
     }
 
     fn pg(&self) -> Result<&str> {
@@ -321,6 +381,19 @@ impl Env {
             };
             if let Err(e) = dropped.await {
                 eprintln!("bench: dropping {PG_DATABASE} failed: {e:#}");
+            }
+        }
+        if let (Some(admin), Some(_)) = (self.mysql_admin_url.as_deref(), self.mysql_url.as_deref())
+        {
+            let dropped = async {
+                let mut conn = MySqlConnectOptions::from_str(admin)?.connect().await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {MYSQL_DATABASE}"))
+                    .execute(&mut conn)
+                    .await?;
+                anyhow::Ok(())
+            };
+            if let Err(e) = dropped.await {
+                eprintln!("bench: dropping {MYSQL_DATABASE} failed: {e:#}");
             }
         }
         if self.has(Backend::Mongo) {

@@ -4,7 +4,7 @@
 
 use crate::env::{Backend, Env};
 use crate::load::{self, LoadOpts};
-use crate::raw::{MemoryKv, MongoKv, PgKv, RedisKv, SharedKv, SqliteKv};
+use crate::raw::{MemoryKv, MongoKv, MySqlKv, PgKv, RedisKv, SharedKv, SqliteKv};
 use crate::stats::{self, Sample};
 use crate::{node, server};
 use anyhow::Result;
@@ -141,6 +141,7 @@ async fn ours_app(env: &Env, b: Backend) -> Result<axum::Router> {
         Backend::Redis => Arc::new(env.redis_store("bench:http:").await?),
         Backend::Postgres => Arc::new(env.postgres_store("http_ours").await?),
         Backend::Mongo => Arc::new(env.mongo_store("http_ours").await?),
+        Backend::Mysql => Arc::new(env.mysql_store("http_ours").await?),
     };
     server::ours(store)
 }
@@ -152,13 +153,14 @@ async fn raw_app(env: &Env, b: Backend) -> Result<axum::Router> {
         Backend::Redis => Arc::new(RedisKv::new(env, "bench:http-raw:").await?),
         Backend::Postgres => Arc::new(PgKv::new(env, "http_raw").await?),
         Backend::Mongo => Arc::new(MongoKv::new(env, "http_raw").await?),
+        Backend::Mysql => Arc::new(MySqlKv::new(env, "http_raw").await?),
     };
     Ok(server::raw(kv))
 }
 
 /// tower-sessions with its store for `b`, on the same pool settings as ours.
 async fn tower_app(env: &Env, b: Backend) -> Result<axum::Router> {
-    use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+    use tower_sessions_sqlx_store::{MySqlStore, PostgresStore, SqliteStore};
     Ok(match b {
         Backend::Memory => server::tower(tower_sessions::MemoryStore::default()),
         Backend::Sqlite => {
@@ -177,6 +179,15 @@ async fn tower_app(env: &Env, b: Backend) -> Result<axum::Router> {
         Backend::Postgres => {
             let store = PostgresStore::new(env.pg_pool()?)
                 .with_schema_name("tower_sessions")
+                .map_err(anyhow::Error::msg)?;
+            store.migrate().await?;
+            server::tower(store)
+        }
+        Backend::Mysql => {
+            // In the bench database (its default schema would be a database
+            // of its own).
+            let store = MySqlStore::new(env.mysql_pool()?)
+                .with_schema_name(crate::env::MYSQL_DATABASE)
                 .map_err(anyhow::Error::msg)?;
             store.migrate().await?;
             server::tower(store)
@@ -252,6 +263,7 @@ async fn start(env: &Env, b: Backend, who: Who) -> Result<Option<(&'static str, 
                 Backend::Redis => "store-redis",
                 Backend::Postgres => "store-postgres",
                 Backend::Mongo => "store-mongo",
+                Backend::Mysql => "store-mysql",
             };
             (store, axum(ours_app(env, b).await?).await?)
         }
@@ -262,6 +274,7 @@ async fn start(env: &Env, b: Backend, who: Who) -> Result<Option<(&'static str, 
                 Backend::Sqlite => "tower-sessions-sqlx-store 0.15 SqliteStore",
                 Backend::Redis => "tower-sessions-redis-store 0.16 (fred)",
                 Backend::Postgres => "tower-sessions-sqlx-store 0.15 PostgresStore",
+                Backend::Mysql => "tower-sessions-sqlx-store 0.15 MySqlStore",
                 Backend::Mongo => "",
             };
             (store, axum(tower_app(env, b).await?).await?)
@@ -272,6 +285,7 @@ async fn start(env: &Env, b: Backend, who: Who) -> Result<Option<(&'static str, 
                 Backend::Redis => ("redis", "connect-redis 9"),
                 Backend::Postgres => ("postgres", "connect-pg-simple 10"),
                 Backend::Mongo => ("mongo", "connect-mongo 6"),
+                Backend::Mysql => ("mysql", "express-mysql-session 3"),
                 Backend::Sqlite => return Ok(None),
             };
             (store, Live::Node(node::start(env, kind).await?))

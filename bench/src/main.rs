@@ -35,7 +35,7 @@ const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--secti
     [--who NAME]... [--out PATH]
 
   --quick            short windows (a smoke test: asserts nothing about speed)
-  --backend NAME     memory | sqlite | redis | postgres | mongo (default: all)
+  --backend NAME     memory | sqlite | redis | postgres | mongo | mysql (default: all)
   --section NAME     memory | middleware | store | http | prune (default: all)
   --store-secs S     per contender and case at store level (default 1.0; quick 0.2)
   --http-secs S      measured seconds per HTTP contender (default 3; quick 0.5)
@@ -189,6 +189,23 @@ async fn machine(env: &Env) -> String {
                     "PostgreSQL {}",
                     v.split_whitespace().next().unwrap_or(&v)
                 ));
+            }
+            pool.close().await;
+        }
+    }
+    if env.has(Backend::Mysql) {
+        if let Ok(pool) = env.mysql_pool() {
+            if let Ok(v) = sqlx::query_scalar::<_, String>("SELECT VERSION()")
+                .fetch_one(&pool)
+                .await
+            {
+                let (version, rest) = v.split_once('-').unwrap_or((&v, ""));
+                let name = if rest.contains("MariaDB") {
+                    "MariaDB"
+                } else {
+                    "MySQL"
+                };
+                servers.push(format!("{name} {version}"));
             }
             pool.close().await;
         }

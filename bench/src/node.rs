@@ -57,6 +57,9 @@ pub async fn start(env: &Env, store: &str) -> Result<NodeApp> {
     if let Some(url) = env.pg_bench_url() {
         cmd.env("DATABASE_URL", url);
     }
+    if let Some(url) = &env.mysql_url {
+        cmd.env("MYSQL_URL", url).env("MYSQL_TABLE", "http_express");
+    }
     let mut child = cmd.spawn().context("starting node")?;
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongodb::bson::doc;
 use session_core::{Record, SessionId};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{MySqlPool, PgPool, SqlitePool};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -296,6 +296,100 @@ impl RawKv for PgKv {
             .bind(id)
             .bind(json)
             .bind(expires.naive_utc())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+    async fn delete(&self, id: &str) -> Result<()> {
+        sqlx::query(&self.delete)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+// ---- MySQL: express-mysql-session's table, plain statements ----
+
+pub struct MySqlKv {
+    pool: MySqlPool,
+    get: String,
+    update: String,
+    touch: String,
+    insert: String,
+    delete: String,
+}
+
+/// express-mysql-session's `expires`: UNIX seconds, rounded.
+fn unix(t: DateTime<Utc>) -> u32 {
+    u32::try_from((t.timestamp_millis() + 500).div_euclid(1000).max(0)).unwrap_or(u32::MAX)
+}
+
+impl MySqlKv {
+    pub async fn new(env: &Env, table: &str) -> Result<Self> {
+        let pool = env.mysql_pool()?;
+        let t = format!("`{table}`");
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\
+             `session_id` varchar(128) COLLATE utf8mb4_bin NOT NULL, \
+             `expires` int(11) unsigned NOT NULL, \
+             `data` mediumtext COLLATE utf8mb4_bin, \
+             PRIMARY KEY (`session_id`), KEY `expires` (`expires`)) ENGINE=InnoDB"
+        ))
+        .execute(&pool)
+        .await?;
+        Ok(MySqlKv {
+            pool,
+            get: format!("SELECT `data` FROM {t} WHERE `session_id` = ? AND `expires` >= ?"),
+            update: format!(
+                "UPDATE {t} SET `data` = ?, `expires` = ? WHERE `session_id` = ? AND `expires` >= ?"
+            ),
+            touch: format!(
+                "UPDATE {t} SET `expires` = ? WHERE `session_id` = ? AND `expires` >= ?"
+            ),
+            insert: format!(
+                "INSERT IGNORE INTO {t} (`session_id`, `expires`, `data`) VALUES (?, ?, ?)"
+            ),
+            delete: format!("DELETE FROM {t} WHERE `session_id` = ?"),
+        })
+    }
+}
+
+#[async_trait]
+impl RawKv for MySqlKv {
+    async fn get(&self, id: &str) -> Result<Option<String>> {
+        // A `_bin` collation makes the text column a BLOB to the driver.
+        let bytes: Option<Vec<u8>> = sqlx::query_scalar(&self.get)
+            .bind(id)
+            .bind(unix(Utc::now()))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(bytes.map(String::from_utf8).transpose()?)
+    }
+    async fn update(&self, id: &str, json: &str, expires: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(&self.update)
+            .bind(json)
+            .bind(unix(expires))
+            .bind(id)
+            .bind(unix(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+    async fn touch(&self, id: &str, expires: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(&self.touch)
+            .bind(unix(expires))
+            .bind(id)
+            .bind(unix(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+    async fn insert(&self, id: &str, json: &str, expires: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(&self.insert)
+            .bind(id)
+            .bind(unix(expires))
+            .bind(json)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)

@@ -7,7 +7,7 @@
 //! tracing spans. The difference is everything the store adds.
 
 use crate::env::{Backend, Env};
-use crate::raw::{MemoryKv, MongoKv, PgKv, Raw, RedisKv, SqliteKv};
+use crate::raw::{MemoryKv, MongoKv, MySqlKv, PgKv, Raw, RedisKv, SqliteKv};
 use crate::stats::{self, Sample};
 use anyhow::{bail, Result};
 use async_trait::async_trait;
@@ -199,6 +199,10 @@ async fn contenders(
         Backend::Mongo => (
             Arc::new(env.mongo_store("store_ours").await?),
             Arc::new(Raw::fill(MongoKv::new(env, "store_raw").await?, records).await?),
+        ),
+        Backend::Mysql => (
+            Arc::new(env.mysql_store("store_ours").await?),
+            Arc::new(Raw::fill(MySqlKv::new(env, "store_raw").await?, records).await?),
         ),
     };
     let ours: Arc<dyn Target> = Arc::new(Ours::new(store, records).await?);

@@ -15,7 +15,12 @@ const TARGET_DIR: &str = "target/bench-build";
 
 pub fn run(args: &[String], servers: &mut Servers) -> Result<()> {
     if !args.iter().any(|a| a == "-h" || a == "--help") {
-        for b in [Backend::Redis, Backend::Postgres, Backend::Mongo] {
+        for b in [
+            Backend::Redis,
+            Backend::Postgres,
+            Backend::Mongo,
+            Backend::Mysql,
+        ] {
             if let Err(e) = servers.ensure(b) {
                 eprintln!("xtask: the bench runs without {}: {e:#}", b.name());
             }
