@@ -33,9 +33,11 @@ pub const MYSQL_DATABASE: &str = "session_bench";
 /// The MongoDB database the Mongo contenders use; dropped afterwards.
 pub const MONGO_DATABASE: &str = "session_bench";
 
-/// Pool sizes, the stores' defaults, given to every contender alike.
+/// PostgreSQL pool size, the store's default, given to every contender alike.
 pub const PG_POOL: u32 = 10;
+/// MySQL pool size, the store's default, given to every contender alike.
 pub const MYSQL_POOL: u32 = 10;
+/// SQLite pool size, given to every contender alike.
 pub const SQLITE_POOL: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

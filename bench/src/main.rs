@@ -2,7 +2,8 @@
 //! workspace's stores and middleware, next to the raw drivers,
 //! tower-sessions and express-session, in one run. Run it with
 //! `cargo xtask bench [--quick]`, which finds or starts the servers and
-//! passes their URLs (`REDIS_URL`, `DATABASE_URL`, `MONGODB_URL`).
+//! passes their URLs (`REDIS_URL`, `DATABASE_URL`, `MONGODB_URL`,
+//! `MYSQL_URL`).
 //!
 //! Sections: `memory`, `middleware` (per-request cost without sockets),
 //! `store`, `http` (with the peers), `prune`. The

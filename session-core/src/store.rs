@@ -235,7 +235,9 @@ pub trait Store: Send + Sync {
     /// Destroys a session by the id [`Store::principal_sessions`] listed it
     /// under ("revoke this device"). The same as [`Store::destroy`] except
     /// through a wrapper like [`HashedIds`](crate::HashedIds), whose
-    /// listings carry storage keys that `destroy` would hash again.
+    /// listings carry storage keys that `destroy` would hash again. A store
+    /// that wraps another must forward this and [`Store::listed_id`] (as
+    /// [`delegate_store!`](crate::delegate_store) does).
     async fn destroy_listed(&self, listed: &SessionId) -> Result<()> {
         self.destroy(listed).await
     }
@@ -308,14 +310,17 @@ macro_rules! forward {
 /// Implements [`Store`] for a type by forwarding every method, optional
 /// ones included, to one of its fields (a store, or an `Arc` of one): for
 /// a public store type that wraps a shared inner store next to handles of
-/// its own (a prune task, say).
+/// its own (a prune task, say). Prefer it to forwarding by hand: a wrapper
+/// that forwards some methods and leaves others to their defaults (say
+/// [`Store::listed_id`] and [`Store::destroy_listed`] over a
+/// [`HashedIds`](crate::HashedIds)) silently changes what they do.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_core::{delegate_store, Store};
+/// use session_core::delegate_store;
 ///
 /// struct Outer {
-///     inner: Arc<dyn Store>,
+///     inner: Arc<dyn session_core::Store>,
 /// }
 /// delegate_store!(Outer => inner);
 /// ```
@@ -328,70 +333,70 @@ macro_rules! delegate_store {
                 &self,
                 id: &$crate::SessionId,
             ) -> $crate::Result<::core::option::Option<$crate::Record>> {
-                self.$field.load(id).await
+                $crate::Store::load(&self.$field, id).await
             }
             async fn create(&self, record: &$crate::Record) -> $crate::Result<()> {
-                self.$field.create(record).await
+                $crate::Store::create(&self.$field, record).await
             }
             async fn save(&self, record: &$crate::Record) -> $crate::Result<$crate::WriteOutcome> {
-                self.$field.save(record).await
+                $crate::Store::save(&self.$field, record).await
             }
             async fn touch(
                 &self,
                 id: &$crate::SessionId,
                 expires: ::core::option::Option<$crate::time::Timestamp>,
             ) -> $crate::Result<$crate::WriteOutcome> {
-                self.$field.touch(id, expires).await
+                $crate::Store::touch(&self.$field, id, expires).await
             }
             async fn destroy(&self, id: &$crate::SessionId) -> $crate::Result<()> {
-                self.$field.destroy(id).await
+                $crate::Store::destroy(&self.$field, id).await
             }
             fn capabilities(&self) -> $crate::Capabilities {
-                self.$field.capabilities()
+                $crate::Store::capabilities(&self.$field)
             }
             async fn ids(&self) -> $crate::Result<::std::vec::Vec<$crate::SessionId>> {
-                self.$field.ids().await
+                $crate::Store::ids(&self.$field).await
             }
             async fn count(&self) -> $crate::Result<u64> {
-                self.$field.count().await
+                $crate::Store::count(&self.$field).await
             }
             async fn clear(&self) -> $crate::Result<()> {
-                self.$field.clear().await
+                $crate::Store::clear(&self.$field).await
             }
             async fn delete_expired(&self) -> $crate::Result<u64> {
-                self.$field.delete_expired().await
+                $crate::Store::delete_expired(&self.$field).await
             }
             async fn load_versioned(
                 &self,
                 id: &$crate::SessionId,
             ) -> $crate::Result<::core::option::Option<($crate::Record, $crate::Version)>> {
-                self.$field.load_versioned(id).await
+                $crate::Store::load_versioned(&self.$field, id).await
             }
             async fn save_if(
                 &self,
                 record: &$crate::Record,
                 expected: &$crate::Version,
             ) -> $crate::Result<$crate::CasOutcome> {
-                self.$field.save_if(record, expected).await
+                $crate::Store::save_if(&self.$field, record, expected).await
             }
             async fn principal_sessions(
                 &self,
                 principal: &str,
             ) -> $crate::Result<::std::vec::Vec<$crate::Record>> {
-                self.$field.principal_sessions(principal).await
+                $crate::Store::principal_sessions(&self.$field, principal).await
             }
             async fn destroy_principal(
                 &self,
                 principal: &str,
                 keep: ::core::option::Option<&$crate::SessionId>,
             ) -> $crate::Result<u64> {
-                self.$field.destroy_principal(principal, keep).await
+                $crate::Store::destroy_principal(&self.$field, principal, keep).await
             }
             fn listed_id(&self, id: &$crate::SessionId) -> $crate::SessionId {
-                self.$field.listed_id(id)
+                $crate::Store::listed_id(&self.$field, id)
             }
             async fn destroy_listed(&self, listed: &$crate::SessionId) -> $crate::Result<()> {
-                self.$field.destroy_listed(listed).await
+                $crate::Store::destroy_listed(&self.$field, listed).await
             }
         }
     };

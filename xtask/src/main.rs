@@ -13,9 +13,9 @@
 //!   store (needs Debian's `chromium` and `chromium-driver`).
 //! - `bench [--quick] [ARGS]...`: builds `bench/` in release and runs it
 //!   (see `bench.rs`); the report goes to `target/bench/results.md`.
-//! - `faults [--backend NAME]...`: restarts private Redis, PostgreSQL and
-//!   MongoDB servers under a running demo and kill -9s it on SQLite (see
-//!   `faults.rs`).
+//! - `faults [--backend NAME]...`: restarts private Redis, PostgreSQL,
+//!   MariaDB and MongoDB servers under a running demo, kill -9s it on
+//!   SQLite and kills Redis Cluster / Sentinel masters (see `faults.rs`).
 //! - `servers`: finds or starts the servers and prints their URLs, then
 //!   waits (handy for running single tests by hand).
 
