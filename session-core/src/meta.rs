@@ -66,6 +66,26 @@ pub struct SessionMeta {
     pub extra: Map<String, Value>,
 }
 
+/// Sorts what a per-user index returned for `principal`: the records that
+/// really carry it (an index entry can be stale where another program
+/// rewrote a record without it), and how many entries could not be read as
+/// sessions (`None`), for the store to report.
+pub fn of_principal(
+    principal: &str,
+    found: impl IntoIterator<Item = Option<crate::Record>>,
+) -> (Vec<crate::Record>, usize) {
+    let mut records = Vec::new();
+    let mut unreadable = 0;
+    for record in found {
+        match record {
+            Some(r) if r.principal() == Some(principal) => records.push(r),
+            Some(_) => {}
+            None => unreadable += 1,
+        }
+    }
+    (records, unreadable)
+}
+
 impl SessionMeta {
     /// Whether the session has an idle timeout or an absolute deadline.
     pub fn has_expiry_policy(&self) -> bool {
@@ -124,6 +144,32 @@ mod iso {
 mod tests {
     use super::*;
     use crate::{Record, SessionId};
+
+    fn of(principal: Option<&str>) -> Record {
+        let mut r = Record::new(SessionId::generate());
+        let meta = SessionMeta {
+            principal: principal.map(str::to_owned),
+            ..SessionMeta::default()
+        };
+        assert!(r.set_meta(Some(&meta)).is_ok());
+        r
+    }
+
+    #[test]
+    fn of_principal_keeps_only_records_carrying_it() {
+        let alice = of(Some("alice"));
+        let found = vec![
+            Some(alice.clone()),
+            Some(of(Some("bob"))),
+            None,
+            Some(of(None)),
+            Some(of(Some("alice "))),
+            None,
+        ];
+        let (kept, unreadable) = of_principal("alice", found);
+        assert_eq!(kept, vec![alice]);
+        assert_eq!(unreadable, 2);
+    }
 
     #[test]
     fn fields_round_trip_and_absent_ones_are_not_written() {

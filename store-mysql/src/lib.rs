@@ -108,6 +108,7 @@
 
 use async_trait::async_trait;
 use session_core::encryption::{Codec, Encryption};
+use session_core::meta;
 use session_core::pruner::SharedPruner;
 use session_core::time::{self, Timestamp};
 use session_core::{
@@ -847,21 +848,17 @@ impl Store for Shared {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|e| classify("listing a principal's sessions", e))?;
-            let mut records = Vec::with_capacity(rows.len());
-            let mut skipped = 0usize;
-            for (sid, data) in rows {
-                let record = std::str::from_utf8(&sid)
-                    .ok()
-                    .and_then(|sid| SessionId::parse(sid).ok())
-                    .zip(data.and_then(|d| String::from_utf8(d).ok()))
-                    .and_then(|(id, json)| self.codec.decode(id, &json).ok());
-                match record {
-                    // A Node service may have rewritten the data, not the column.
-                    Some(r) if r.principal() == Some(principal) => records.push(r),
-                    Some(_) => {}
-                    None => skipped += 1,
-                }
-            }
+            // A Node service may have rewritten the data, not the column.
+            let (records, skipped) = meta::of_principal(
+                principal,
+                rows.into_iter().map(|(sid, data)| {
+                    std::str::from_utf8(&sid)
+                        .ok()
+                        .and_then(|sid| SessionId::parse(sid).ok())
+                        .zip(data.and_then(|d| String::from_utf8(d).ok()))
+                        .and_then(|(id, json)| self.codec.decode(id, &json).ok())
+                }),
+            );
             if skipped > 0 {
                 warn!(
                     skipped,

@@ -47,6 +47,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use session_core::encryption::{Codec, Encryption};
+use session_core::meta;
 use session_core::time::{self, Timestamp};
 use session_core::{
     pruner, Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version,
@@ -553,20 +554,16 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?5"#
             .fetch_all(&self.inner.pool)
             .await
             .map_err(db_err("principal sessions"))?;
-        let mut records = Vec::with_capacity(rows.len());
-        let mut skipped = 0usize;
-        for (sid, data) in rows {
-            let record = SessionId::parse(&sid)
-                .ok()
-                .zip(data)
-                .and_then(|(id, data)| self.codec.decode(id, &data).ok());
-            match record {
-                // Another program may have rewritten the data, not the column.
-                Some(r) if r.principal() == Some(principal) => records.push(r),
-                Some(_) => {}
-                None => skipped += 1,
-            }
-        }
+        // Another program may have rewritten the data, not the column.
+        let (records, skipped) = meta::of_principal(
+            principal,
+            rows.into_iter().map(|(sid, data)| {
+                SessionId::parse(&sid)
+                    .ok()
+                    .zip(data)
+                    .and_then(|(id, data)| self.codec.decode(id, &data).ok())
+            }),
+        );
         if skipped > 0 {
             tracing::warn!(
                 skipped,
