@@ -47,6 +47,16 @@ impl PageError {
             message,
         }
     }
+
+    /// 401: nobody is signed in.
+    fn not_signed_in() -> Self {
+        Self::refused(StatusCode::UNAUTHORIZED, None, NOT_SIGNED_IN)
+    }
+
+    /// 501: the store keeps no per-user index.
+    fn no_index(user: &str) -> Self {
+        Self::refused(StatusCode::NOT_IMPLEMENTED, Some(user), NO_INDEX)
+    }
 }
 
 impl IntoResponse for PageError {
@@ -218,11 +228,7 @@ pub(crate) async fn revoke(
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, PageError> {
     let Some(user) = owner(&session).await? else {
-        return Err(PageError::refused(
-            StatusCode::UNAUTHORIZED,
-            None,
-            NOT_SIGNED_IN,
-        ));
+        return Err(PageError::not_signed_in());
     };
     let wanted = form.session.trim();
     if !well_formed(wanted) {
@@ -233,11 +239,7 @@ pub(crate) async fn revoke(
         ));
     }
     let Some(records) = list(&store, &user).await? else {
-        return Err(PageError::refused(
-            StatusCode::NOT_IMPLEMENTED,
-            Some(&user),
-            NO_INDEX,
-        ));
+        return Err(PageError::no_index(&user));
     };
     // Only a session in the user's own list can be revoked.
     let Some(target) = records.iter().find(|r| reference(&r.id) == wanted) else {
@@ -269,34 +271,18 @@ pub(crate) async fn revoke_others(
     session: Session,
 ) -> Result<Response, PageError> {
     let Some(user) = owner(&session).await? else {
-        return Err(PageError::refused(
-            StatusCode::UNAUTHORIZED,
-            None,
-            NOT_SIGNED_IN,
-        ));
+        return Err(PageError::not_signed_in());
     };
     let Some(current) = session.id().await? else {
-        return Err(PageError::refused(
-            StatusCode::UNAUTHORIZED,
-            None,
-            NOT_SIGNED_IN,
-        ));
+        return Err(PageError::not_signed_in());
     };
     if !store.capabilities().principal_index {
-        return Err(PageError::refused(
-            StatusCode::NOT_IMPLEMENTED,
-            Some(&user),
-            NO_INDEX,
-        ));
+        return Err(PageError::no_index(&user));
     }
     let ended = match store.destroy_principal(&user, Some(&current)).await {
         Ok(n) => n,
         Err(session_core::Error::Unsupported(_)) => {
-            return Err(PageError::refused(
-                StatusCode::NOT_IMPLEMENTED,
-                Some(&user),
-                NO_INDEX,
-            ));
+            return Err(PageError::no_index(&user));
         }
         Err(e) => return Err(PageError::Store("destroy_principal", e)),
     };
