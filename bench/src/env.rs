@@ -113,6 +113,23 @@ pub fn with_database(url: &str, db: &str) -> Result<String> {
     Ok(format!("{}/{db}{query}", &head[..authority_end]))
 }
 
+/// Runs `statements`, one by one, on a connection of its own to the server
+/// `options` names (at most 10 s to connect). For creating and dropping the
+/// bench's databases, which PostgreSQL refuses inside a transaction.
+async fn admin_sql<O>(options: O, statements: &[&str]) -> Result<()>
+where
+    O: ConnectOptions,
+    O::Connection: Sized,
+    for<'c> &'c mut O::Connection: sqlx::Executor<'c>,
+{
+    let mut conn = tokio::time::timeout(Duration::from_secs(10), options.connect()).await??;
+    for sql in statements {
+        sqlx::raw_sql(sql).execute(&mut conn).await?;
+    }
+    conn.close().await.ok();
+    Ok(())
+}
+
 impl Env {
     pub async fn new(backends: Vec<Backend>) -> Result<Env> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -213,20 +230,14 @@ impl Env {
             .pg_admin_url
             .as_deref()
             .context("DATABASE_URL is not set")?;
-        let mut conn = tokio::time::timeout(
-            Duration::from_secs(10),
-            PgConnectOptions::from_str(admin)?.connect(),
+        admin_sql(
+            PgConnectOptions::from_str(admin)?,
+            &[
+                &format!("DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"),
+                &format!("CREATE DATABASE {PG_DATABASE}"),
+            ],
         )
-        .await??;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"
-        ))
-        .execute(&mut conn)
         .await?;
-        sqlx::query(&format!("CREATE DATABASE {PG_DATABASE}"))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await.ok();
         self.pg_url = Some(with_database(admin, PG_DATABASE)?);
         Ok(())
     }
@@ -236,17 +247,14 @@ impl Env {
             .mysql_admin_url
             .as_deref()
             .context("MYSQL_URL is not set")?;
-        let mut conn = tokio::time::timeout(
-            Duration::from_secs(10),
-            MySqlConnectOptions::from_str(admin)?.connect(),
+        admin_sql(
+            MySqlConnectOptions::from_str(admin)?,
+            &[
+                &format!("DROP DATABASE IF EXISTS {MYSQL_DATABASE}"),
+                &format!("CREATE DATABASE {MYSQL_DATABASE}"),
+            ],
         )
-        .await??;
-        sqlx::raw_sql(&format!(
-            "DROP DATABASE IF EXISTS {MYSQL_DATABASE}; CREATE DATABASE {MYSQL_DATABASE}"
-        ))
-        .execute(&mut conn)
         .await?;
-        conn.close().await.ok();
         self.mysql_url = Some(with_database(admin, MYSQL_DATABASE)?);
         Ok(())
     }
@@ -373,13 +381,8 @@ impl Env {
         }
         if let (Some(admin), Some(_)) = (self.pg_admin_url.as_deref(), self.pg_url.as_deref()) {
             let dropped = async {
-                let mut conn = PgConnectOptions::from_str(admin)?.connect().await?;
-                sqlx::query(&format!(
-                    "DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"
-                ))
-                .execute(&mut conn)
-                .await?;
-                anyhow::Ok(())
+                let sql = format!("DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)");
+                admin_sql(PgConnectOptions::from_str(admin)?, &[&sql]).await
             };
             if let Err(e) = dropped.await {
                 eprintln!("bench: dropping {PG_DATABASE} failed: {e:#}");
@@ -388,11 +391,8 @@ impl Env {
         if let (Some(admin), Some(_)) = (self.mysql_admin_url.as_deref(), self.mysql_url.as_deref())
         {
             let dropped = async {
-                let mut conn = MySqlConnectOptions::from_str(admin)?.connect().await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {MYSQL_DATABASE}"))
-                    .execute(&mut conn)
-                    .await?;
-                anyhow::Ok(())
+                let sql = format!("DROP DATABASE IF EXISTS {MYSQL_DATABASE}");
+                admin_sql(MySqlConnectOptions::from_str(admin)?, &[&sql]).await
             };
             if let Err(e) = dropped.await {
                 eprintln!("bench: dropping {MYSQL_DATABASE} failed: {e:#}");
