@@ -6,12 +6,7 @@
 use crate::servers::Servers;
 use crate::{cargo, run as step, Backend};
 use anyhow::Result;
-use std::path::Path;
 use std::process::Command;
-
-/// The bench's own target directory: under `target/` (ignored by git), and
-/// apart from the main workspace's build so neither waits on the other's lock.
-const TARGET_DIR: &str = "target/bench-build";
 
 pub fn run(args: &[String], servers: &mut Servers) -> Result<()> {
     if !args.iter().any(|a| a == "-h" || a == "--help") {
@@ -26,6 +21,10 @@ pub fn run(args: &[String], servers: &mut Servers) -> Result<()> {
             }
         }
     }
+    // The bench's own target directory: under the main one (ignored by
+    // git), and apart from the main workspace's build so neither waits on
+    // the other's lock.
+    let target = crate::target_dir().join("bench-build");
     step(
         "build bench/ (release)",
         Command::new(cargo()).args([
@@ -34,10 +33,10 @@ pub fn run(args: &[String], servers: &mut Servers) -> Result<()> {
             "--manifest-path",
             "bench/Cargo.toml",
             "--target-dir",
-            TARGET_DIR,
+            &target.to_string_lossy(),
         ]),
     )?;
-    let mut cmd = Command::new(Path::new(TARGET_DIR).join("release").join("session-bench"));
+    let mut cmd = Command::new(target.join("release").join("session-bench"));
     cmd.args(args);
     cmd.env(
         "BENCH_COMMAND",

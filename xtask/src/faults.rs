@@ -122,10 +122,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 fn demo_binary() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let bin = std::path::absolute(target.join("debug").join("session-demo"))?;
+    let bin = std::path::absolute(crate::target_dir().join("debug").join("session-demo"))?;
     if !bin.is_file() {
         bail!("{} was not built", bin.display());
     }

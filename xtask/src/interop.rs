@@ -146,7 +146,7 @@ const CASES: [Case; 7] = [
 pub fn run(args: &[String], servers: &mut Servers) -> Result<()> {
     let selection = parse_args(args)?;
     let root = std::env::current_dir()?;
-    let work = root.join("target").join("interop");
+    let work = root.join(crate::target_dir()).join("interop");
     std::fs::create_dir_all(work.join("logs"))?;
     let node = NodeApp::prepare(&root.join("interop"))?;
     let rust_bin = build_rust_app(&root)?;
@@ -352,10 +352,8 @@ fn build_rust_app(root: &Path) -> Result<PathBuf> {
         .status()
         .context("running cargo build")?;
     ensure!(status.success(), "building interop-app failed");
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target_dir
+    let bin = root
+        .join(crate::target_dir())
         .join("debug")
         .join(format!("interop-app{}", std::env::consts::EXE_SUFFIX));
     ensure!(bin.is_file(), "{} was not built", bin.display());

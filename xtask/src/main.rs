@@ -297,6 +297,16 @@ fn check_rows(rows: &[Row], require: bool) -> Result<()> {
     Ok(())
 }
 
+/// Cargo's target directory: `$CARGO_TARGET_DIR` when set (CI moves it to
+/// RAM when the disk is short), else `target/` under the workspace root
+/// (the current directory). Everything xtask writes goes under it.
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target"))
+}
+
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }

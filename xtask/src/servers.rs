@@ -617,7 +617,7 @@ impl Drop for Private {
 /// The venv's python with the MongoDB test server installed (installs it
 /// when missing).
 fn mongo_python() -> Result<PathBuf> {
-    let venv = Path::new("target").join("mongo-venv");
+    let venv = crate::target_dir().join("mongo-venv");
     let python = venv.join("bin").join("python");
     let installed = Command::new(&python)
         .args(["-c", "import secantus"])
@@ -817,7 +817,7 @@ impl RedisGroup {
             bail!("ports {busy:?} are in use (an earlier run still going?)");
         }
         let what = if sentinel { "sentinel" } else { "cluster" };
-        let dir = std::path::absolute(Path::new("target").join(format!("redis-{what}-{base}")))?;
+        let dir = std::path::absolute(crate::target_dir().join(format!("redis-{what}-{base}")))?;
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         Ok(RedisGroup {
