@@ -18,6 +18,28 @@ pub fn silent_listener() -> anyhow::Result<(TcpListener, u16)> {
     Ok((listener, port))
 }
 
+/// How long [`expect_unavailable`] lets a store's `connect` run before it
+/// calls it hung.
+pub const CONNECT_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Awaits `connecting`, a store's `connect()` aimed at a server that is down
+/// ([`closed_port`]) or never answers ([`silent_listener`]) with a short
+/// connect timeout, and checks that it fails in time with
+/// [`session_core::Error::Unavailable`] (transient, the driver's error kept
+/// as its source). Returns the error for store-specific checks of its cause.
+pub async fn expect_unavailable<T>(
+    connecting: impl std::future::Future<Output = session_core::Result<T>>,
+) -> anyhow::Result<session_core::Error> {
+    let result = tokio::time::timeout(CONNECT_GUARD, connecting)
+        .await
+        .map_err(|_| anyhow::anyhow!("connect hung for {CONNECT_GUARD:?}"))?;
+    match result {
+        Err(e @ session_core::Error::Unavailable { .. }) => Ok(e),
+        Err(e) => anyhow::bail!("expected Unavailable, got {e:?}"),
+        Ok(_) => anyhow::bail!("connected to a server that is down or silent"),
+    }
+}
+
 /// A TCP proxy in front of a real server.
 #[derive(Debug)]
 pub struct Proxy {
