@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick] [ARGS]...`: builds `bench/` (a workspace of
 //! its own, so the peers' dependencies never enter the main build) in
-//! release (`--quick`: unoptimised) and runs it with the servers' URLs. The report is printed and
-//! written to `target/bench/results.md`; `--help` lists the options.
+//! release (`--quick`: unoptimised) and runs it with the servers' URLs.
+//! The report is printed and written to `target/bench/results.md`;
+//! `--help` lists the options.
 
 use crate::servers::Servers;
 use crate::{cargo, run as step, Backend};
