@@ -21,6 +21,8 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "bounded")]
+pub mod bounded;
 pub mod encryption;
 mod error;
 mod hashed;
@@ -32,6 +34,7 @@ mod record;
 pub mod signing;
 mod store;
 pub mod time;
+pub mod url_query;
 
 pub use error::{Error, Result};
 pub use hashed::HashedIds;

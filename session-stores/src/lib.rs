@@ -68,13 +68,58 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A URL taken apart: scheme, the part before `?`, and the query pairs.
-#[derive(Debug, Clone)]
+/// Its `Debug` output hides passwords (userinfo and every option whose name
+/// contains `password`).
+#[derive(Clone)]
 pub struct StoreUrl {
     scheme: String,
     base: String,
     options: Vec<(String, String)>,
     /// From [`AtRest`], applied by each server backend.
     encryption: Option<Encryption>,
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: Vec<(&str, &str)> = self
+            .options
+            .iter()
+            .map(|(k, v)| {
+                let secret = k.to_ascii_lowercase().contains("password");
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("StoreUrl")
+            .field("scheme", &self.scheme)
+            .field("base", &redact(&self.base))
+            .field("options", &options)
+            .field("encryption", &self.encryption.is_some())
+            .finish()
+    }
+}
+
+/// `url` with the password of its userinfo (`user:PASSWORD@`) replaced by
+/// `<redacted>`, for logs and errors.
+pub fn redact(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &url[start..start + at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let hidden = if userinfo.contains(':') || user.is_empty() {
+                format!("{user}:<redacted>")
+            } else {
+                user.to_owned()
+            };
+            format!("{}{hidden}{}", &url[..start], &url[start + at..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// What a store keeps at rest, beside what the URL configures: encryption
@@ -206,15 +251,27 @@ impl StoreUrl {
             .transpose()
     }
 
-    /// Refuses options nobody consumed.
+    /// Refuses options nobody consumed, except the driver's own (`driver`,
+    /// left in the URL for it), with an error listing the valid ones
+    /// (`store`: this crate's options for the backend).
     #[allow(dead_code)]
-    fn finish(&self) -> Result<()> {
-        match self.options.first() {
+    fn finish(&self, store: &[&str], driver: &[&str]) -> Result<()> {
+        let unknown = self
+            .options
+            .iter()
+            .find(|(k, _)| !driver.iter().any(|d| d.eq_ignore_ascii_case(k)));
+        match unknown {
             None => Ok(()),
-            Some((k, _)) => Err(config(format!(
-                "unknown option {k:?} for a {} store URL",
-                self.scheme
-            ))),
+            Some((k, _)) => {
+                let mut valid = format!("valid options: {}", store.join(", "));
+                if !driver.is_empty() {
+                    valid.push_str(&format!("; passed to the driver: {}", driver.join(", ")));
+                }
+                Err(config(format!(
+                    "unknown option {k:?} for a {} store URL ({valid})",
+                    self.scheme
+                )))
+            }
         }
     }
 
@@ -268,7 +325,8 @@ async fn open(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
         // enough to overflow the compiler's query depth when inlined here.
         "memory" => memory(u),
         "sqlite" => Box::pin(sqlite(u)).await,
-        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel" => {
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel"
+        | "rediss+sentinel" => {
             Box::pin(redis(u)).await
         }
         "postgres" | "postgresql" => Box::pin(postgres(u)).await,
@@ -289,7 +347,7 @@ fn memory(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     if let Some(cap) = u.take_usize("capacity")? {
         b = b.capacity(cap);
     }
-    u.finish()?;
+    u.finish(&["ttl", "capacity", "hashed_ids"], &[])?;
     Ok(Arc::new(b.build()))
 }
 
@@ -316,14 +374,15 @@ async fn sqlite(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let create = u.take_bool("create_schema", true)?;
     let principal_index = u.take_bool("principal_index", false)?;
     let prune = u.take_secs("prune_interval")?;
+    let max_connections = u.take_usize("max_connections")?;
     // SQLite's own URL options go to sqlx.
     let mut passthrough = Vec::new();
-    for key in ["mode", "cache", "immutable", "vfs"] {
+    for key in SQLITE_DRIVER_OPTIONS {
         if let Some(v) = u.take(key) {
             passthrough.push(format!("{key}={v}"));
         }
     }
-    u.finish()?;
+    u.finish(SQLITE_OPTIONS, SQLITE_DRIVER_OPTIONS)?;
     let url = if path == ":memory:" {
         "sqlite::memory:".to_owned()
     } else {
@@ -345,6 +404,9 @@ async fn sqlite(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     }
     if let Some(p) = prune {
         b = b.prune_interval((!p.is_zero()).then_some(p));
+    }
+    if let Some(n) = max_connections {
+        b = b.max_connections(u32::try_from(n).unwrap_or(u32::MAX));
     }
     if let Some(e) = u.encryption.clone() {
         b = b.encryption(e);
@@ -442,7 +504,8 @@ fn redis_target(u: &mut StoreUrl) -> Result<RedisTarget> {
                 .collect();
             Ok(RedisTarget::Cluster(nodes))
         }
-        "redis+sentinel" => {
+        "redis+sentinel" | "rediss+sentinel" => {
+            let node_scheme = scheme.trim_end_matches("+sentinel");
             let (master, db) = path.split_once('/').unwrap_or((path, ""));
             if master.is_empty() {
                 return Err(config(
@@ -478,7 +541,7 @@ fn redis_target(u: &mut StoreUrl) -> Result<RedisTarget> {
             };
             let sentinels = redis_hosts(list, 26379)?
                 .into_iter()
-                .map(|h| format!("redis://{auth}{h}"))
+                .map(|h| format!("{node_scheme}://{auth}{h}"))
                 .collect();
             Ok(RedisTarget::Sentinel {
                 sentinels,
@@ -492,18 +555,162 @@ fn redis_target(u: &mut StoreUrl) -> Result<RedisTarget> {
     }
 }
 
+// The options each backend takes, for the error that lists them. The
+// crate docs' table is the reference; a unit test checks both agree.
+const SQLITE_OPTIONS: &[&str] = &[
+    "ttl",
+    "table",
+    "create_schema",
+    "principal_index",
+    "prune_interval",
+    "max_connections",
+    "hashed_ids",
+];
+const SQLITE_DRIVER_OPTIONS: &[&str] = &["mode", "cache", "immutable", "vfs"];
+const REDIS_OPTIONS: &[&str] = &[
+    "ttl",
+    "prefix",
+    "principal_index",
+    "principal_prefix",
+    "scan_count",
+    "connect_timeout",
+    "operation_timeout",
+    "response_timeout",
+    "tls_ca",
+    "tls_insecure",
+    "sentinel_password",
+    "hashed_ids",
+];
+const REDIS_DRIVER_OPTIONS: &[&str] = &["protocol"];
+const POSTGRES_OPTIONS: &[&str] = &[
+    "ttl",
+    "table",
+    "schema",
+    "time_zone",
+    "create_schema",
+    "principal_index",
+    "prune_interval",
+    "connect_timeout",
+    "operation_timeout",
+    "max_connections",
+    "hashed_ids",
+];
+/// What sqlx's PostgreSQL driver reads from the query string.
+const POSTGRES_DRIVER_OPTIONS: &[&str] = &[
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "ssl-mode",
+    "ssl-root-cert",
+    "ssl-ca",
+    "ssl-cert",
+    "ssl-key",
+    "application_name",
+    "options",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+];
+const MONGO_OPTIONS: &[&str] = &[
+    "ttl",
+    "collection",
+    "database",
+    "create_schema",
+    "connect_timeout",
+    "operation_timeout",
+    "hashed_ids",
+];
+const MYSQL_OPTIONS: &[&str] = &[
+    "ttl",
+    "table",
+    "columns",
+    "create_schema",
+    "principal_index",
+    "prune_interval",
+    "connect_timeout",
+    "operation_timeout",
+    "max_connections",
+    "hashed_ids",
+];
+/// What sqlx's MySQL driver reads from the query string.
+const MYSQL_DRIVER_OPTIONS: &[&str] = &[
+    "ssl-mode",
+    "ssl-ca",
+    "ssl-cert",
+    "ssl-key",
+    "sslmode",
+    "sslca",
+    "sslcert",
+    "sslkey",
+    "charset",
+    "collation",
+    "statement-cache-capacity",
+    "socket",
+    "timezone",
+    "time-zone",
+];
+
+/// The two timeouts every server store takes from the URL.
+#[allow(dead_code)]
+struct Timeouts {
+    connect: Option<Duration>,
+    operation: Option<Duration>,
+}
+
+impl StoreUrl {
+    /// `connect_timeout` and `operation_timeout` (whole seconds, or
+    /// milliseconds with an `ms` suffix; never zero).
+    #[allow(dead_code)]
+    fn take_timeouts(&mut self) -> Result<Timeouts> {
+        Ok(Timeouts {
+            connect: self.take_duration("connect_timeout")?,
+            operation: self.take_duration("operation_timeout")?,
+        })
+    }
+
+    /// A positive duration: `5` (seconds) or `1500ms`.
+    #[allow(dead_code)]
+    fn take_duration(&mut self, key: &str) -> Result<Option<Duration>> {
+        let Some(v) = self.take(key) else {
+            return Ok(None);
+        };
+        let parsed = match v.strip_suffix("ms") {
+            Some(ms) => ms.parse::<u64>().map(Duration::from_millis),
+            None => v.parse::<u64>().map(Duration::from_secs),
+        };
+        match parsed {
+            Ok(d) if !d.is_zero() => Ok(Some(d)),
+            _ => Err(config(format!(
+                "option {key}={v:?} is not a positive number of seconds (or of milliseconds with ms)"
+            ))),
+        }
+    }
+}
+
 #[cfg(feature = "redis")]
 async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let ttl = u.take_secs("ttl")?;
     let prefix = u.take("prefix");
-    let timeout = u.take_secs("connect_timeout")?;
-    let response = u.take_secs("response_timeout")?;
+    let timeouts = u.take_timeouts()?;
+    let response = u.take_duration("response_timeout")?;
     let principal_index = u.take_bool("principal_index", true)?;
     let principal_prefix = u.take("principal_prefix");
-    let mut b = match redis_target(u)? {
-        RedisTarget::Single(url) => store_redis::RedisStore::builder(url),
+    let scan_count = u.take_usize("scan_count")?;
+    let tls_ca = u.take("tls_ca");
+    let tls_insecure = u.take_bool("tls_insecure", false)?;
+    let target = redis_target(u)?;
+    let mut b = match target {
+        RedisTarget::Single(_) => {
+            u.finish(REDIS_OPTIONS, REDIS_DRIVER_OPTIONS)?;
+            store_redis::RedisStore::builder(u.driver_url())
+        }
         RedisTarget::Cluster(nodes) => {
-            u.finish()?;
+            u.finish(REDIS_OPTIONS, &[])?;
             store_redis::RedisStore::cluster_builder(nodes)
         }
         RedisTarget::Sentinel {
@@ -513,7 +720,7 @@ async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
             username,
             password,
         } => {
-            u.finish()?;
+            u.finish(REDIS_OPTIONS, &[])?;
             let mut b = store_redis::RedisStore::sentinel_builder(sentinels, master);
             if let Some(db) = db {
                 b = b.master_db(db);
@@ -524,8 +731,11 @@ async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
             b
         }
     };
-    if let Some(t) = response {
-        b = b.response_timeout(t);
+    if let Some(t) = timeouts.operation.or(response) {
+        b = b.operation_timeout(t);
+    }
+    if let Some(t) = timeouts.connect {
+        b = b.connect_timeout(t);
     }
     if let Some(ttl) = ttl {
         b = b.default_ttl(ttl);
@@ -537,9 +747,13 @@ async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     if let Some(p) = principal_prefix {
         b = b.principal_prefix(p);
     }
-    if let Some(t) = timeout {
-        b = b.connect_timeout(t);
+    if let Some(n) = scan_count {
+        b = b.scan_count(u32::try_from(n).unwrap_or(u32::MAX));
     }
+    if let Some(path) = tls_ca {
+        b = b.tls_ca_file(path);
+    }
+    b = b.tls_insecure(tls_insecure);
     if let Some(e) = u.encryption.clone() {
         b = b.encryption(e);
     }
@@ -556,10 +770,13 @@ async fn postgres(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let ttl = u.take_secs("ttl")?;
     let table = u.take("table");
     let schema = u.take("schema");
+    let time_zone = u.take("time_zone");
     let create = u.take_bool("create_schema", true)?;
     let principal_index = u.take_bool("principal_index", false)?;
     let prune = u.take_secs("prune_interval")?;
-    let timeout = u.take_secs("connect_timeout")?;
+    let timeouts = u.take_timeouts()?;
+    let max_connections = u.take_usize("max_connections")?;
+    u.finish(POSTGRES_OPTIONS, POSTGRES_DRIVER_OPTIONS)?;
     let mut b = store_postgres::PostgresStore::builder(u.driver_url())
         .create_schema(create)
         .principal_index(principal_index);
@@ -572,11 +789,20 @@ async fn postgres(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     if let Some(s) = schema {
         b = b.schema(s);
     }
+    if let Some(z) = time_zone {
+        b = b.time_zone(z);
+    }
     if let Some(p) = prune {
         b = b.prune_interval((!p.is_zero()).then_some(p));
     }
-    if let Some(t) = timeout {
+    if let Some(t) = timeouts.connect {
         b = b.connect_timeout(t);
+    }
+    if let Some(t) = timeouts.operation {
+        b = b.operation_timeout(t);
+    }
+    if let Some(n) = max_connections {
+        b = b.max_connections(u32::try_from(n).unwrap_or(u32::MAX));
     }
     if let Some(e) = u.encryption.clone() {
         b = b.encryption(e);
@@ -595,7 +821,8 @@ async fn mongo(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let collection = u.take("collection");
     let database = u.take("database");
     let create = u.take_bool("create_schema", true)?;
-    let timeout = u.take_secs("connect_timeout")?;
+    let timeouts = u.take_timeouts()?;
+    // Every other option is the driver's, which refuses unknown ones itself.
     let mut b = store_mongo::MongoStore::builder(u.driver_url()).create_indexes(create);
     if let Some(ttl) = ttl {
         b = b.default_ttl(ttl);
@@ -606,13 +833,25 @@ async fn mongo(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     if let Some(d) = database {
         b = b.database(d);
     }
-    if let Some(t) = timeout {
+    if let Some(t) = timeouts.connect {
         b = b.connect_timeout(t);
+    }
+    if let Some(t) = timeouts.operation {
+        b = b.operation_timeout(t);
     }
     if let Some(e) = u.encryption.clone() {
         b = b.encryption(e);
     }
-    Ok(Arc::new(b.connect().await?))
+    b.connect()
+        .await
+        .map(|s| Arc::new(s) as Arc<dyn Store>)
+        .map_err(|e| match e {
+            Error::Config(msg) if msg.contains("invalid option") => config(format!(
+                "{msg} (this crate's options: {}; the rest are the MongoDB driver's URI options)",
+                MONGO_OPTIONS.join(", ")
+            )),
+            other => other,
+        })
 }
 
 #[cfg(not(feature = "mongo"))]
@@ -624,10 +863,13 @@ async fn mongo(_: &mut StoreUrl) -> Result<Arc<dyn Store>> {
 async fn mysql(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let ttl = u.take_secs("ttl")?;
     let table = u.take("table");
+    let columns = u.take("columns");
     let create = u.take_bool("create_schema", true)?;
     let principal_index = u.take_bool("principal_index", false)?;
     let prune = u.take_secs("prune_interval")?;
-    let timeout = u.take_secs("connect_timeout")?;
+    let timeouts = u.take_timeouts()?;
+    let max_connections = u.take_usize("max_connections")?;
+    u.finish(MYSQL_OPTIONS, MYSQL_DRIVER_OPTIONS)?;
     let mut b = store_mysql::MySqlStore::builder(u.driver_url())
         .create_schema(create)
         .principal_index(principal_index);
@@ -637,11 +879,26 @@ async fn mysql(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     if let Some(t) = table {
         b = b.table(t);
     }
+    if let Some(c) = columns {
+        let names: Vec<&str> = c.split(',').map(str::trim).collect();
+        let [id, expires, data] = names[..] else {
+            return Err(config(
+                "option columns takes three names: session_id,expires,data",
+            ));
+        };
+        b = b.columns(id, expires, data);
+    }
     if let Some(p) = prune {
         b = b.prune_interval((!p.is_zero()).then_some(p));
     }
-    if let Some(t) = timeout {
+    if let Some(t) = timeouts.connect {
         b = b.connect_timeout(t);
+    }
+    if let Some(t) = timeouts.operation {
+        b = b.operation_timeout(t);
+    }
+    if let Some(n) = max_connections {
+        b = b.max_connections(u32::try_from(n).unwrap_or(u32::MAX));
     }
     if let Some(e) = u.encryption.clone() {
         b = b.encryption(e);

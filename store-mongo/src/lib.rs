@@ -101,7 +101,7 @@ pub const DEFAULT_DATABASE: &str = "test";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long one operation may take by default.
-pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// MongoDB's duplicate key error code.
 const DUPLICATE_KEY: i32 = 11000;
@@ -171,7 +171,7 @@ impl MongoStoreBuilder {
         self
     }
 
-    /// Upper bound on one store operation (default 10 s): a server that
+    /// Upper bound on one store operation (default 5 s): a server that
     /// stops answering yields [`Error::Unavailable`] instead of a hang.
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;

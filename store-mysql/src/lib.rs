@@ -107,10 +107,12 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
+use session_core::bounded::Bounded;
 use session_core::encryption::{Codec, Encryption};
 use session_core::meta;
 use session_core::pruner::SharedPruner;
 use session_core::time::{self, Timestamp};
+use session_core::url_query;
 use session_core::{
     Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
     DEFAULT_TTL,
@@ -139,6 +141,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// refused with [`Error::Encode`] before it is sent (a server without strict
 /// mode would otherwise truncate it silently into broken JSON).
 pub const MAX_DATA_BYTES: usize = 16_777_215;
+
+/// How long one store operation may take by default (see
+/// [`MySqlStoreBuilder::operation_timeout`]).
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Rows deleted per statement by [`Store::delete_expired`].
 pub const PRUNE_BATCH: u64 = 5000;
@@ -170,6 +176,7 @@ pub struct MySqlStoreBuilder {
     columns: [String; 3],
     default_ttl: Duration,
     connect_timeout: Duration,
+    operation_timeout: Duration,
     max_connections: u32,
     create_schema: bool,
     prune_interval: Option<Duration>,
@@ -185,6 +192,7 @@ impl fmt::Debug for MySqlStoreBuilder {
             .field("columns", &self.columns)
             .field("default_ttl", &self.default_ttl)
             .field("connect_timeout", &self.connect_timeout)
+            .field("operation_timeout", &self.operation_timeout)
             .field("max_connections", &self.max_connections)
             .field("create_schema", &self.create_schema)
             .field("prune_interval", &self.prune_interval)
@@ -226,6 +234,19 @@ impl MySqlStoreBuilder {
     /// after at most about this long.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Upper bound on every store operation once connected (default 5 s):
+    /// `load`, `create`, `save`, `touch`, `destroy`, the listings and
+    /// compare-and-set. Past it the operation is abandoned with
+    /// [`Error::Unavailable`] (the middleware answers 503). Connections made
+    /// by [`connect`](Self::connect) also set the server's
+    /// `lock_wait_timeout` (table locks) and `innodb_lock_wait_timeout` (row
+    /// locks) to it, rounded up to whole seconds, so a statement waiting on
+    /// a lock held by another client is given up by the server too.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
         self
     }
 
@@ -293,6 +314,7 @@ impl MySqlStoreBuilder {
             ));
         }
         self.names()?;
+        let tls = tls_request(&self.url)?;
         if !(self.url.starts_with("mysql://") || self.url.starts_with("mariadb://")) {
             return Err(Error::Config(
                 "MySQL URL must start with mysql:// or mariadb://".into(),
@@ -308,11 +330,27 @@ impl MySqlStoreBuilder {
         let conn = tokio::time::timeout(self.connect_timeout, options.connect())
             .await
             .map_err(|elapsed| Error::unavailable("connecting to MySQL", elapsed))?
-            .map_err(|e| classify("connecting to MySQL", e))?;
+            .map_err(|e| match (&tls, e) {
+                (Some(option), e @ (sqlx::Error::Tls(_) | sqlx::Error::Configuration(_))) => {
+                    Error::Config(format!("connecting to MySQL over TLS ({option}): {e}").into())
+                }
+                (_, e) => classify("connecting to MySQL", e),
+            })?;
         let _ = conn.close().await;
+        let lock_secs = self.operation_timeout.as_secs_f64().ceil().max(1.0) as u64;
+        let set_lock_waits = format!(
+            "SET SESSION lock_wait_timeout = {lock_secs}, innodb_lock_wait_timeout = {lock_secs}"
+        );
         let pool = MySqlPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.connect_timeout)
+            .after_connect(move |conn, _| {
+                let sql = set_lock_waits.clone();
+                Box::pin(async move {
+                    sqlx::Executor::execute(&mut *conn, sql.as_str()).await?;
+                    Ok(())
+                })
+            })
             .connect_lazy_with(options);
         self.with_pool(pool).await
     }
@@ -329,6 +367,11 @@ impl MySqlStoreBuilder {
     /// given to this builder are not used.
     pub async fn with_pool(self, pool: MySqlPool) -> Result<MySqlStore> {
         let names = self.names()?;
+        if self.operation_timeout.is_zero() {
+            return Err(Error::Config(
+                "operation timeout must be greater than zero".into(),
+            ));
+        }
         let shared = Arc::new(Shared {
             sql: Sql::new(&names, self.principal_index),
             pool,
@@ -339,6 +382,7 @@ impl MySqlStoreBuilder {
             principal_index: self.principal_index,
         });
         let mut store = MySqlStore {
+            ops: Bounded::new(shared.clone(), self.operation_timeout)?,
             shared,
             pruner: SharedPruner::default(),
         };
@@ -1039,6 +1083,8 @@ impl Store for Shared {
 #[derive(Clone)]
 pub struct MySqlStore {
     shared: Arc<Shared>,
+    /// `shared` under the operation timeout: what the `Store` impl calls.
+    ops: Bounded<Arc<Shared>>,
     pruner: SharedPruner,
 }
 
@@ -1062,6 +1108,7 @@ impl MySqlStore {
             columns: DEFAULT_COLUMNS.map(str::to_owned),
             default_ttl: DEFAULT_TTL,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             max_connections: 10,
             create_schema: false,
             prune_interval: Some(DEFAULT_PRUNE_INTERVAL),
@@ -1077,8 +1124,10 @@ impl MySqlStore {
             codec,
             ..(*self.shared).clone()
         };
+        let shared = Arc::new(shared);
         MySqlStore {
-            shared: Arc::new(shared),
+            ops: self.ops.with_inner(shared.clone()),
+            shared,
             pruner: self.pruner,
         }
     }
@@ -1133,7 +1182,41 @@ impl MySqlStore {
     }
 }
 
-session_core::delegate_store!(MySqlStore => shared);
+session_core::delegate_store!(MySqlStore => ops);
+
+/// The TLS the URL asks for, as the option that asks (`ssl-mode=REQUIRED`),
+/// or `None` for cleartext or `PREFERRED`. A build without TLS refuses a
+/// URL that requires it, naming the cargo feature.
+fn tls_request(url: &str) -> Result<Option<String>> {
+    let mode = url_query::find(url, &["sslmode", "ssl-mode"]).map(|m| m.to_ascii_uppercase());
+    let files = [
+        "sslca", "ssl-ca", "sslcert", "ssl-cert", "sslkey", "ssl-key",
+    ]
+    .into_iter()
+    .find(|name| url_query::find(url, &[name]).is_some());
+    let asked = match (mode.as_deref(), files) {
+        (None | Some("DISABLED" | "PREFERRED"), None) => return Ok(None),
+        (Some(m @ ("DISABLED" | "PREFERRED" | "REQUIRED" | "VERIFY_CA" | "VERIFY_IDENTITY")), _) => {
+            format!("ssl-mode={m}")
+        }
+        (None, Some(file)) => file.to_owned(),
+        (Some(other), _) => {
+            return Err(Error::Config(
+                format!(
+                    "ssl-mode={other:?} is not one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"
+                )
+                .into(),
+            ))
+        }
+    };
+    if cfg!(any(feature = "tls-rustls", feature = "tls-native-tls")) {
+        Ok(Some(asked))
+    } else {
+        Err(Error::Config(
+            format!("the URL asks for TLS ({asked}), but store-mysql was built without its `tls-rustls` cargo feature").into(),
+        ))
+    }
+}
 
 #[cfg(test)]
 mod tests {

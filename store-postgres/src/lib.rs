@@ -116,10 +116,12 @@
 #![deny(missing_docs)]
 
 use async_trait::async_trait;
+use session_core::bounded::Bounded;
 use session_core::encryption::{Codec, Encryption};
 use session_core::meta;
 use session_core::pruner::SharedPruner;
 use session_core::time::{self, Timestamp};
+use session_core::url_query;
 use session_core::{
     Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
     DEFAULT_TTL,
@@ -143,6 +145,10 @@ pub const DEFAULT_PRUNE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// How long connecting (and waiting for a pooled connection) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one store operation may take by default (see
+/// [`PostgresStoreBuilder::operation_timeout`]).
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// PostgreSQL truncates identifiers longer than this many bytes.
 const MAX_IDENTIFIER: usize = 63;
 
@@ -159,6 +165,7 @@ pub struct PostgresStoreBuilder {
     time_zone: String,
     default_ttl: Duration,
     connect_timeout: Duration,
+    operation_timeout: Duration,
     max_connections: u32,
     create_schema: bool,
     prune_interval: Option<Duration>,
@@ -175,6 +182,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("time_zone", &self.time_zone)
             .field("default_ttl", &self.default_ttl)
             .field("connect_timeout", &self.connect_timeout)
+            .field("operation_timeout", &self.operation_timeout)
             .field("max_connections", &self.max_connections)
             .field("create_schema", &self.create_schema)
             .field("prune_interval", &self.prune_interval)
@@ -218,6 +226,18 @@ impl PostgresStoreBuilder {
     /// after at most about this long.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Upper bound on every store operation once connected (default 5 s):
+    /// `load`, `create`, `save`, `touch`, `destroy`, the listings and
+    /// compare-and-set. Past it the operation is abandoned with
+    /// [`Error::Unavailable`] (the middleware answers 503). Connections made
+    /// by [`connect`](Self::connect) also set the server's `lock_timeout` to
+    /// it, so a statement waiting on a lock held by another client is
+    /// cancelled by the server and the connection stays usable.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
         self
     }
 
@@ -292,6 +312,7 @@ impl PostgresStoreBuilder {
             ));
         }
         self.names()?;
+        let tls = tls_request(&self.url)?;
         if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
             return Err(Error::Config(
                 "PostgreSQL URL must start with postgres:// or postgresql://".into(),
@@ -301,13 +322,23 @@ impl PostgresStoreBuilder {
             .url
             .parse()
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}").into()))?;
-        let options = options.application_name("store-postgres");
+        let lock_timeout = format!("{}ms", self.operation_timeout.as_millis().max(1));
+        let options = options
+            .application_name("store-postgres")
+            .options([("lock_timeout", lock_timeout.as_str())]);
         // One direct connection first: its error says what is wrong
         // ("connection refused"), where the pool would only say it timed out.
         let conn = tokio::time::timeout(self.connect_timeout, options.connect())
             .await
             .map_err(|elapsed| Error::unavailable("connecting to PostgreSQL", elapsed))?
-            .map_err(|e| classify("connecting to PostgreSQL", e))?;
+            .map_err(|e| match (&tls, e) {
+                (Some(option), e @ (sqlx::Error::Tls(_) | sqlx::Error::Configuration(_))) => {
+                    Error::Config(
+                        format!("connecting to PostgreSQL over TLS ({option}): {e}").into(),
+                    )
+                }
+                (_, e) => classify("connecting to PostgreSQL", e),
+            })?;
         let _ = conn.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
@@ -322,6 +353,11 @@ impl PostgresStoreBuilder {
     /// any `TimeZone`: expiry does not depend on it.
     pub async fn with_pool(self, pool: PgPool) -> Result<PostgresStore> {
         let (qualified, schema) = self.names()?;
+        if self.operation_timeout.is_zero() {
+            return Err(Error::Config(
+                "operation timeout must be greater than zero".into(),
+            ));
+        }
         let shared = Arc::new(Shared {
             sql: Sql::new(&qualified, self.principal_index),
             pool,
@@ -335,6 +371,7 @@ impl PostgresStoreBuilder {
         });
         shared.check_time_zone().await?;
         let mut store = PostgresStore {
+            ops: Bounded::new(shared.clone(), self.operation_timeout)?,
             shared,
             pruner: SharedPruner::default(),
         };
@@ -369,12 +406,15 @@ fn classify(context: &'static str, e: sqlx::Error) -> Error {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // 08: connection exception; 53: insufficient resources;
-            // 57P0x: shutdown / cannot connect now; 40001/40P01: retry.
+            // 57P0x: shutdown / cannot connect now; 40001/40P01: retry;
+            // 55P03: lock_timeout passed; 57014: statement cancelled.
             code.starts_with("08")
                 || code.starts_with("53")
                 || code.starts_with("57P")
                 || code == "40001"
                 || code == "40P01"
+                || code == "55P03"
+                || code == "57014"
         }),
         _ => false,
     };
@@ -941,6 +981,8 @@ impl Store for Shared {
 #[derive(Clone)]
 pub struct PostgresStore {
     shared: Arc<Shared>,
+    /// `shared` under the operation timeout: what the `Store` impl calls.
+    ops: Bounded<Arc<Shared>>,
     pruner: SharedPruner,
 }
 
@@ -965,6 +1007,7 @@ impl PostgresStore {
             time_zone: DEFAULT_TIME_ZONE.to_owned(),
             default_ttl: DEFAULT_TTL,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             max_connections: 10,
             create_schema: false,
             prune_interval: Some(DEFAULT_PRUNE_INTERVAL),
@@ -980,8 +1023,10 @@ impl PostgresStore {
             codec,
             ..(*self.shared).clone()
         };
+        let shared = Arc::new(shared);
         PostgresStore {
-            shared: Arc::new(shared),
+            ops: self.ops.with_inner(shared.clone()),
+            shared,
             pruner: self.pruner,
         }
     }
@@ -1095,7 +1140,47 @@ impl PostgresStore {
     }
 }
 
-session_core::delegate_store!(PostgresStore => shared);
+session_core::delegate_store!(PostgresStore => ops);
+
+/// The TLS the URL asks for, as the option that asks (`sslmode=require`),
+/// or `None` for cleartext or `prefer`. A build without TLS refuses a URL
+/// that requires it, naming the cargo feature.
+fn tls_request(url: &str) -> Result<Option<String>> {
+    let mode = url_query::find(url, &["sslmode", "ssl-mode"]).map(|m| m.to_ascii_lowercase());
+    let files = [
+        "sslrootcert",
+        "ssl-root-cert",
+        "ssl-ca",
+        "sslcert",
+        "ssl-cert",
+        "sslkey",
+        "ssl-key",
+    ]
+    .into_iter()
+    .find(|name| url_query::find(url, &[name]).is_some());
+    let asked = match (mode.as_deref(), files) {
+        (None | Some("disable" | "allow" | "prefer"), None) => return Ok(None),
+        (Some(m @ ("disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full")), _) => {
+            format!("sslmode={m}")
+        }
+        (None, Some(file)) => file.to_owned(),
+        (Some(other), _) => {
+            return Err(Error::Config(
+                format!(
+                    "sslmode={other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                )
+                .into(),
+            ))
+        }
+    };
+    if cfg!(any(feature = "tls-rustls", feature = "tls-native-tls")) {
+        Ok(Some(asked))
+    } else {
+        Err(Error::Config(
+            format!("the URL asks for TLS ({asked}), but store-postgres was built without its `tls-rustls` cargo feature").into(),
+        ))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -128,6 +128,7 @@
 #![deny(missing_docs)]
 
 mod conn;
+mod tls;
 
 pub use conn::RedisConnection;
 
@@ -154,8 +155,9 @@ pub const DEFAULT_PREFIX: &str = "sess:";
 /// How long connecting may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long one command may take by default.
-pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one command may take by default (see
+/// [`RedisStoreBuilder::operation_timeout`]).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `SCAN … COUNT` hint by default (connect-redis's `scanCount`).
 pub const DEFAULT_SCAN_COUNT: u32 = 100;
@@ -186,6 +188,7 @@ pub struct RedisStoreBuilder {
     codec: Codec,
     principal_index: bool,
     principal_prefix: Option<String>,
+    tls: tls::Tls,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -210,6 +213,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("scan_count", &self.scan_count)
             .field("principal_index", &self.principal_index)
             .field("principal_prefix", &self.principal_prefix)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -238,10 +242,42 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Upper bound on one command's round trip (default 10 s): a server that
+    /// Upper bound on one command's round trip (default 5 s): a server that
     /// accepts connections but does not answer yields [`Error::Unavailable`].
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+    /// Every store operation is one command, or a few when the per-user
+    /// index is on, and the first that gets no answer ends it.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
+        self
+    }
+
+    /// The same as [`operation_timeout`](Self::operation_timeout) (its
+    /// name in the `redis` crate).
+    pub fn response_timeout(self, timeout: Duration) -> Self {
+        self.operation_timeout(timeout)
+    }
+
+    /// Trust the CA certificates in this PEM file (read at `connect`)
+    /// instead of the platform's roots, for `rediss://` URLs: a private CA,
+    /// or a managed service's own. Single node and Cluster; for Sentinel put
+    /// the CA in the platform's trust store (or `SSL_CERT_FILE`).
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca = Some(tls::Ca::File(path.into()));
+        self
+    }
+
+    /// Like [`tls_ca_file`](Self::tls_ca_file), with the PEM text itself.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.ca = Some(tls::Ca::Pem(pem.into()));
+        self
+    }
+
+    /// Connect over TLS without checking the server's certificate or host
+    /// name (default `false`). Only for tests against a server with a
+    /// self-signed certificate: anyone on the network path can read and
+    /// change the sessions. A warning is logged at every `connect`.
+    pub fn tls_insecure(mut self, yes: bool) -> Self {
+        self.tls.insecure = yes;
         self
     }
 
@@ -343,8 +379,8 @@ impl RedisStoreBuilder {
                 return self.connect_sentinel(sentinels, master).await
             }
         };
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| Error::Config(format!("invalid Redis URL: {e}").into()))?;
+        let tls = self.tls.check([url.as_str()])?;
+        let client = self.single_client(&url, tls)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(self.connect_timeout)
             .set_response_timeout(self.response_timeout)
@@ -359,15 +395,26 @@ impl RedisStoreBuilder {
         })
         .await
         .map_err(|elapsed| Error::unavailable("connecting to Redis", elapsed))?
-        .map_err(|e| classify("connecting to Redis", e))?;
+        .map_err(|e| connect_error(tls, "connecting to Redis", e))?;
         debug!(prefix = %self.prefix, "connected to Redis");
         Ok(self.with_connection(manager))
     }
 
     async fn connect_cluster(self, nodes: Vec<String>) -> Result<RedisStore> {
-        let client = ClusterClientBuilder::new(nodes)
+        let tls = self.tls.check(nodes.iter().map(String::as_str))?;
+        #[allow(unused_mut)]
+        let mut builder = ClusterClientBuilder::new(nodes)
             .connection_timeout(self.connect_timeout)
-            .response_timeout(self.response_timeout)
+            .response_timeout(self.response_timeout);
+        #[cfg(feature = "tls-rustls")]
+        if tls {
+            tls::install_crypto_provider();
+            builder = builder.tls(self.tls.mode());
+            if let Some(certs) = self.tls.certificates()? {
+                builder = builder.certs(certs);
+            }
+        }
+        let client = builder
             .build()
             .map_err(|e| Error::Config(format!("invalid Redis Cluster node URLs: {e}").into()))?;
         let conn = tokio::time::timeout(self.connect_timeout, async {
@@ -377,7 +424,7 @@ impl RedisStoreBuilder {
         })
         .await
         .map_err(|elapsed| Error::unavailable("connecting to the Redis Cluster", elapsed))?
-        .map_err(|e| classify("connecting to the Redis Cluster", e))?;
+        .map_err(|e| connect_error(tls, "connecting to the Redis Cluster", e))?;
         debug!(prefix = %self.prefix, "connected to the Redis Cluster");
         Ok(self.build(Conn::Cluster(conn)))
     }
@@ -388,8 +435,21 @@ impl RedisStoreBuilder {
             None => (None, None),
         };
         let db = self.master_db.unwrap_or(0);
+        let tls = self.tls.check(sentinels.iter().map(String::as_str))?;
+        if tls && self.tls.ca.is_some() {
+            return Err(Error::Config(
+                "tls_ca is not supported with Sentinel: put the CA in the platform's trust store or SSL_CERT_FILE".into(),
+            ));
+        }
+        #[cfg(feature = "tls-rustls")]
+        let tls_mode = tls.then(|| {
+            tls::install_crypto_provider();
+            self.tls.mode()
+        });
+        #[cfg(not(feature = "tls-rustls"))]
+        let tls_mode = None;
         let node = SentinelNodeConnectionInfo {
-            tls_mode: None,
+            tls_mode,
             redis_connection_info: Some(RedisConnectionInfo {
                 db,
                 username,
@@ -410,9 +470,34 @@ impl RedisStoreBuilder {
         })
         .await
         .map_err(|elapsed| Error::unavailable("connecting to Redis through Sentinel", elapsed))?
-        .map_err(|e| classify("connecting to Redis through Sentinel", e))?;
+        .map_err(|e| connect_error(tls, "connecting to Redis through Sentinel", e))?;
         debug!(prefix = %self.prefix, "connected to the master named by Sentinel");
         Ok(self.build(Conn::Sentinel(conn)))
+    }
+
+    /// The driver's client for one node, with the TLS options applied.
+    fn single_client(&self, url: &str, tls: bool) -> Result<redis::Client> {
+        let invalid = |e: RedisError| Error::Config(format!("invalid Redis URL: {e}").into());
+        if !tls {
+            return redis::Client::open(url).map_err(invalid);
+        }
+        #[cfg(feature = "tls-rustls")]
+        {
+            tls::install_crypto_provider();
+            let url = if self.tls.insecure && !url.contains('#') {
+                format!("{url}#insecure")
+            } else {
+                url.to_owned()
+            };
+            match self.tls.certificates()? {
+                Some(certs) => redis::Client::build_with_tls(url.as_str(), certs).map_err(|e| {
+                    Error::Config(format!("tls_ca: the CA certificates were refused: {e}").into())
+                }),
+                None => redis::Client::open(url.as_str()).map_err(invalid),
+            }
+        }
+        #[cfg(not(feature = "tls-rustls"))]
+        unreachable!("Tls::check refuses TLS URLs without the feature")
     }
 
     /// Builds the store on a connection you already have (to share one
@@ -472,6 +557,20 @@ impl fmt::Debug for RedisStore {
             .field("principal_prefix", &self.principal_prefix)
             .field("default_ttl", &self.default_ttl)
             .finish_non_exhaustive()
+    }
+}
+
+/// Maps an error of `connect`: over TLS, a refused certificate is a
+/// configuration error naming the option (retrying will not help); the
+/// rest as [`classify`].
+fn connect_error(tls: bool, context: &'static str, e: RedisError) -> Error {
+    if tls && tls::is_certificate_error(&e) {
+        Error::Config(
+            format!("{context} over TLS (rediss://): the server's certificate was refused: {e}")
+                .into(),
+        )
+    } else {
+        classify(context, e)
     }
 }
 
@@ -649,6 +748,7 @@ impl RedisStoreBuilder {
             codec: Codec::plain(),
             principal_index: true,
             principal_prefix: None,
+            tls: tls::Tls::default(),
         }
     }
 }
