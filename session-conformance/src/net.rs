@@ -40,6 +40,30 @@ pub async fn expect_unavailable<T>(
     }
 }
 
+/// How long [`expect_bounded`] waits before it calls an operation hung.
+pub const OPERATION_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Awaits `op`, a store operation against a server that stopped answering
+/// ([`Proxy::pause`]) or a table locked by another client, and checks that
+/// it ends with [`session_core::Error::Unavailable`] (transient: the
+/// middleware answers 503) instead of hanging. Returns how long it took, for
+/// the report (never asserted: timing belongs to the benchmarks).
+pub async fn expect_bounded<T: std::fmt::Debug>(
+    op: impl std::future::Future<Output = session_core::Result<T>>,
+) -> anyhow::Result<std::time::Duration> {
+    let start = std::time::Instant::now();
+    let result = tokio::time::timeout(OPERATION_GUARD, op)
+        .await
+        .map_err(|_| anyhow::anyhow!("the operation hung for {OPERATION_GUARD:?}"))?;
+    let took = start.elapsed();
+    match result {
+        Err(session_core::Error::Unavailable { .. }) => Ok(took),
+        other => {
+            anyhow::bail!("expected Unavailable from a server that does not answer, got {other:?}")
+        }
+    }
+}
+
 /// A TCP proxy in front of a real server.
 #[derive(Debug)]
 pub struct Proxy {
@@ -47,6 +71,30 @@ pub struct Proxy {
     pub addr: SocketAddr,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+/// Copies `from` to `to`, holding the bytes while `paused` says so.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut paused: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if paused.wait_for(|p| !*p).await.is_err() {
+            break;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 impl Proxy {
@@ -55,17 +103,24 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let (kill, mut killed) = tokio::sync::oneshot::channel::<()>();
+        let (paused, watch) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
                 tokio::select! {
                     _ = &mut killed => break,
                     accepted = listener.accept() => {
-                        let Ok((mut inbound, _)) = accepted else { break };
+                        let Ok((inbound, _)) = accepted else { break };
                         let target = target.clone();
+                        let watch = watch.clone();
                         conns.spawn(async move {
-                            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            if let Ok(outbound) = tokio::net::TcpStream::connect(target).await {
+                                let (in_read, in_write) = inbound.into_split();
+                                let (out_read, out_write) = outbound.into_split();
+                                tokio::join!(
+                                    pump(in_read, out_write, watch.clone()),
+                                    pump(out_read, in_write, watch),
+                                );
                             }
                         });
                     }
@@ -79,7 +134,19 @@ impl Proxy {
             addr,
             kill: Some(kill),
             task: Some(task),
+            paused,
         })
+    }
+
+    /// Stops forwarding bytes, both ways, on every connection, keeping the
+    /// connections open (and accepting new ones): a server that hangs.
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    /// Forwards again what was held and what follows.
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
     }
 
     /// Stops listening and closes every proxied connection: the server is down.

@@ -342,3 +342,33 @@ async fn server_going_away_and_coming_back() -> Result<()> {
     dropped?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_is_unavailable_within_the_operation_timeout() -> Result<()> {
+    const BOUND: Duration = Duration::from_secs(1);
+    let proxy = Proxy::start("127.0.0.1:0", host_port(&url(), 27017)?).await?;
+    let proxied = with_option(&via(&url(), proxy.addr), "directConnection=true");
+    let store = MongoStore::builder(proxied)
+        .database(DATABASE)
+        .collection(unique_collection())
+        .connect_timeout(BOUND)
+        .operation_timeout(BOUND)
+        .connect()
+        .await?;
+    let r = live_record(600);
+    store.create(&r).await?;
+    proxy.pause();
+    let other = live_record(600);
+    let took = [
+        net::expect_bounded(store.load(&r.id)).await?,
+        net::expect_bounded(store.create(&other)).await?,
+        net::expect_bounded(store.save(&r)).await?,
+        net::expect_bounded(store.touch(&r.id, None)).await?,
+        net::expect_bounded(store.destroy(&r.id)).await?,
+        net::expect_bounded(store.count()).await?,
+    ];
+    eprintln!("mongo, server not answering: Unavailable after {took:?} (bound {BOUND:?})");
+    proxy.resume();
+    let _ = store.collection().drop().await;
+    Ok(())
+}

@@ -749,3 +749,71 @@ async fn server_going_away_and_coming_back() -> Result<()> {
     drop_table(&pool().await?, &table).await?;
     result
 }
+
+// ---------------------------------------------------------------------------
+// Servers that stop answering: every operation is bounded.
+
+/// The operation timeout of the hang tests.
+const BOUND: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_is_unavailable_within_the_operation_timeout() -> Result<()> {
+    let proxy = Proxy::start("127.0.0.1:0", host_port(&url(), 3306)?).await?;
+    let table = unique_table(PREFIX);
+    let store = MySqlStore::builder(via(&url(), proxy.addr))
+        .table(&table)
+        .create_schema(true)
+        .prune_interval(None)
+        .principal_index(true)
+        .connect_timeout(BOUND)
+        .operation_timeout(BOUND)
+        .connect()
+        .await?;
+    let r = live_record(600);
+    store.create(&r).await?;
+    proxy.pause();
+    let other = live_record(600);
+    let took = [
+        net::expect_bounded(store.load(&r.id)).await?,
+        net::expect_bounded(store.create(&other)).await?,
+        net::expect_bounded(store.save(&r)).await?,
+        net::expect_bounded(store.touch(&r.id, None)).await?,
+        net::expect_bounded(store.destroy(&r.id)).await?,
+        net::expect_bounded(store.principal_sessions("alice")).await?,
+        net::expect_bounded(store.count()).await?,
+    ];
+    eprintln!("mysql, server not answering: Unavailable after {took:?} (bound {BOUND:?})");
+    proxy.resume();
+    let pool = MySqlPool::connect(&url()).await?;
+    sqlx::query(&format!("DROP TABLE IF EXISTS `{table}`"))
+        .execute(&pool)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_locked_by_another_client_is_unavailable_within_the_operation_timeout() -> Result<()>
+{
+    use sqlx::{Connection, Executor};
+    let fixture = Namespaced::with(PREFIX, |b| b.operation_timeout(BOUND)).await?;
+    let store = &fixture.store;
+    let r = live_record(600);
+    store.create(&r).await?;
+    // Another client locks the table for writing and keeps the lock.
+    let mut locker = sqlx::MySqlConnection::connect(&url()).await?;
+    locker
+        .execute(format!("LOCK TABLES {} WRITE", store.quoted_table()).as_str())
+        .await?;
+    let took = [
+        net::expect_bounded(store.load(&r.id)).await?,
+        net::expect_bounded(store.save(&r)).await?,
+        net::expect_bounded(store.touch(&r.id, None)).await?,
+    ];
+    eprintln!("mysql, table locked: Unavailable after {took:?} (bound {BOUND:?})");
+    locker.execute("UNLOCK TABLES").await?;
+    let loaded = tokio::time::timeout(HANG_GUARD, store.load(&r.id))
+        .await
+        .context("load hung after the lock was released")??;
+    ensure!(loaded.as_ref() == Some(&r), "session lost behind the lock");
+    Ok(())
+}

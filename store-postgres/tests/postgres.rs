@@ -696,3 +696,79 @@ async fn server_going_away_and_coming_back() -> Result<()> {
     drop_schema(&schema).await?;
     result
 }
+
+// ---------------------------------------------------------------------------
+// Servers that stop answering: every operation is bounded.
+
+/// The operation timeout of the hang tests.
+const BOUND: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_is_unavailable_within_the_operation_timeout() -> Result<()> {
+    let proxy = Proxy::start("127.0.0.1:0", host_port(&url(), 5432)?).await?;
+    let schema = unique_schema();
+    let store = PostgresStore::builder(via(&url(), proxy.addr))
+        .schema(&schema)
+        .create_schema(true)
+        .prune_interval(None)
+        .principal_index(true)
+        .connect_timeout(BOUND)
+        .operation_timeout(BOUND)
+        .connect()
+        .await?;
+    let result = async {
+        let r = live_record(600);
+        store.create(&r).await?;
+        proxy.pause();
+        let other = live_record(600);
+        let took = [
+            net::expect_bounded(store.load(&r.id)).await?,
+            net::expect_bounded(store.create(&other)).await?,
+            net::expect_bounded(store.save(&r)).await?,
+            net::expect_bounded(store.touch(&r.id, None)).await?,
+            net::expect_bounded(store.destroy(&r.id)).await?,
+            net::expect_bounded(store.principal_sessions("alice")).await?,
+            net::expect_bounded(store.count()).await?,
+        ];
+        eprintln!("postgres, server not answering: Unavailable after {took:?} (bound {BOUND:?})");
+        proxy.resume();
+        Ok(())
+    }
+    .await;
+    drop_schema(&schema).await?;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_locked_by_another_client_is_unavailable_within_the_operation_timeout() -> Result<()>
+{
+    let fixture = Namespaced::with(|b| b.operation_timeout(BOUND)).await?;
+    let store = &fixture.store;
+    let r = live_record(600);
+    store.create(&r).await?;
+    // Another client takes an exclusive lock on the table and keeps it.
+    let mut locker = PgConnection::connect(&url()).await?;
+    locker.execute("BEGIN").await?;
+    locker
+        .execute(
+            format!(
+                "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+                store.qualified_table()
+            )
+            .as_str(),
+        )
+        .await?;
+    let took = [
+        net::expect_bounded(store.load(&r.id)).await?,
+        net::expect_bounded(store.save(&r)).await?,
+        net::expect_bounded(store.touch(&r.id, None)).await?,
+    ];
+    eprintln!("postgres, table locked: Unavailable after {took:?} (bound {BOUND:?})");
+    locker.execute("ROLLBACK").await?;
+    // The server cancelled the waits itself: the pool's connections are fine.
+    let loaded = tokio::time::timeout(HANG_GUARD, store.load(&r.id))
+        .await
+        .context("load hung after the lock was released")??;
+    ensure!(loaded.as_ref() == Some(&r), "session lost behind the lock");
+    Ok(())
+}

@@ -267,3 +267,35 @@ async fn server_going_away_and_coming_back() -> Result<()> {
     cleared?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_is_unavailable_within_the_operation_timeout() -> Result<()> {
+    const BOUND: Duration = Duration::from_secs(1);
+    let proxy = Proxy::start("127.0.0.1:0", host_port(&url(), 6379)?).await?;
+    let store = RedisStore::builder(via(&url(), proxy.addr))
+        .prefix(unique_prefix())
+        .connect_timeout(BOUND)
+        .operation_timeout(BOUND)
+        .connect()
+        .await?;
+    let mut r = Record::new(SessionId::generate());
+    let mut meta = session_core::SessionMeta::default();
+    meta.principal = Some("alice".to_owned());
+    r.set_meta(Some(&meta))?;
+    store.create(&r).await?;
+    proxy.pause();
+    let other = Record::new(SessionId::generate());
+    let took = [
+        net::expect_bounded(store.load(&r.id)).await?,
+        net::expect_bounded(store.create(&other)).await?,
+        net::expect_bounded(store.save(&r)).await?,
+        net::expect_bounded(store.touch(&r.id, None)).await?,
+        net::expect_bounded(store.destroy(&r.id)).await?,
+        net::expect_bounded(store.principal_sessions("alice")).await?,
+        net::expect_bounded(store.count()).await?,
+    ];
+    eprintln!("redis, server not answering: Unavailable after {took:?} (bound {BOUND:?})");
+    proxy.resume();
+    let _ = store.clear().await;
+    Ok(())
+}

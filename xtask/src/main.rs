@@ -23,6 +23,7 @@ mod bench;
 mod faults;
 mod interop;
 mod servers;
+mod tls;
 
 use anyhow::{bail, Context, Result};
 use servers::Servers;
@@ -43,10 +44,33 @@ enum Backend {
     RedisCluster,
     /// store-redis on a master found through Redis Sentinel.
     RedisSentinel,
+    /// store-redis over TLS (`rediss://`, a private server with a CA made per run).
+    RedisTls,
+    /// store-postgres over TLS (`sslmode=verify-full`).
+    PostgresTls,
+    /// store-mysql over TLS (`ssl-mode=VERIFY_IDENTITY`).
+    MysqlTls,
 }
 
 impl Backend {
-    const ALL: [Backend; 8] = [
+    /// Every backend the conformance suite runs on.
+    const ALL: [Backend; 11] = [
+        Backend::Memory,
+        Backend::Sqlite,
+        Backend::Redis,
+        Backend::Postgres,
+        Backend::Mongo,
+        Backend::Mysql,
+        Backend::RedisCluster,
+        Backend::RedisSentinel,
+        Backend::RedisTls,
+        Backend::PostgresTls,
+        Backend::MysqlTls,
+    ];
+
+    /// The deployments the demo's browser test runs on (TLS changes
+    /// nothing the browser sees).
+    const DEPLOYMENTS: [Backend; 8] = [
         Backend::Memory,
         Backend::Sqlite,
         Backend::Redis,
@@ -56,6 +80,16 @@ impl Backend {
         Backend::RedisCluster,
         Backend::RedisSentinel,
     ];
+
+    /// For a TLS backend: the same store over cleartext.
+    fn without_tls(self) -> Option<Backend> {
+        match self {
+            Backend::RedisTls => Some(Backend::Redis),
+            Backend::PostgresTls => Some(Backend::Postgres),
+            Backend::MysqlTls => Some(Backend::Mysql),
+            _ => None,
+        }
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -67,13 +101,19 @@ impl Backend {
             Backend::Mysql => "mysql",
             Backend::RedisCluster => "redis-cluster",
             Backend::RedisSentinel => "redis-sentinel",
+            Backend::RedisTls => "redis-tls",
+            Backend::PostgresTls => "postgres-tls",
+            Backend::MysqlTls => "mysql-tls",
         }
     }
 
     fn package(self) -> String {
         match self {
             Backend::RedisCluster | Backend::RedisSentinel => "store-redis".to_owned(),
-            _ => format!("store-{}", self.name()),
+            _ => match self.without_tls() {
+                Some(plain) => plain.package(),
+                None => format!("store-{}", self.name()),
+            },
         }
     }
 
@@ -91,7 +131,7 @@ impl Backend {
             .into_iter()
             .find(|b| b.name() == s)
             .with_context(|| {
-                format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo mysql redis-cluster redis-sentinel")
+                format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo mysql redis-cluster redis-sentinel redis-tls postgres-tls mysql-tls")
             })
     }
 }
@@ -110,7 +150,10 @@ fn main() -> Result<()> {
         }
         Some("ci") => ci(),
         Some("browser") => {
-            let (backends, _) = parse_conformance_args(&args[1..])?;
+            let (mut backends, _) = parse_conformance_args(&args[1..])?;
+            if args.len() == 1 {
+                backends = Backend::DEPLOYMENTS.to_vec();
+            }
             browser(&backends, &mut Servers::default())
         }
         Some("interop") => interop::run(&args[1..], &mut Servers::default()),
@@ -202,34 +245,49 @@ fn conformance(backends: &[Backend], servers: &mut Servers) -> Result<Vec<Row>> 
         };
         eprintln!("xtask: conformance on {} ({server})", b.name());
         let start = Instant::now();
-        let mut cmd = Command::new(cargo());
-        cmd.args([
-            "test",
-            "-p",
-            &b.package(),
-            "--test",
-            b.conformance_test(),
-            "--",
-            "--format=terse",
-        ]);
-        servers.apply_env(&mut cmd);
-        let out = cmd
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running cargo test")?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        print!("{stdout}");
-        let (passed, failed, skipped) = parse_libtest(&stdout);
+        // A TLS backend runs the suite with the plain backend's variable
+        // pointing at the TLS server, then the store's negative TLS tests.
+        let mut runs = vec![b.conformance_test()];
+        if b.without_tls().is_some() {
+            runs.push("tls");
+        }
+        let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+        for test in runs {
+            let mut cmd = Command::new(cargo());
+            cmd.args([
+                "test",
+                "-p",
+                &b.package(),
+                "--test",
+                test,
+                "--",
+                "--format=terse",
+            ]);
+            servers.apply_env(&mut cmd);
+            if let (Some(plain), "conformance") = (b.without_tls(), test) {
+                if let (Some((var, _, _)), Some((_, url, _))) =
+                    (servers.ensure(plain)?, servers.ensure(b)?)
+                {
+                    cmd.env(var, url);
+                }
+            }
+            let out = cmd
+                .stderr(Stdio::inherit())
+                .output()
+                .context("running cargo test")?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            print!("{stdout}");
+            let (p, f, s) = parse_libtest(&stdout);
+            passed += p;
+            skipped += s;
+            // A build failure or crash counts as a failure even without a summary line.
+            failed += if out.status.success() { f } else { f.max(1) };
+        }
         rows.push(Row {
             backend: b,
             server,
             passed,
-            // A build failure or crash counts as a failure even without a summary line.
-            failed: if out.status.success() {
-                failed
-            } else {
-                failed.max(1)
-            },
+            failed,
             skipped,
             seconds: start.elapsed().as_secs_f64(),
             ran: true,
@@ -346,6 +404,9 @@ fn demo_store_url(b: Backend, servers: &mut Servers) -> Result<Option<String>> {
         (Backend::RedisCluster | Backend::RedisSentinel, Some((_, url, _))) => {
             Some(join(&url, "prefix=demo-browser:"))
         }
+        (Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls, _) => {
+            bail!("the browser test does not run on {}", b.name())
+        }
         (_, None) => bail!("no server for {}", b.name()),
     })
 }
@@ -411,7 +472,7 @@ fn ci() -> Result<()> {
         "tests (conformance cases excluded: they ran above)",
         &mut tests,
     )?;
-    browser(&Backend::ALL, &mut servers)?;
+    browser(&Backend::DEPLOYMENTS, &mut servers)?;
     eprintln!("xtask: == interop with Node's express-session");
     interop::run(&[], &mut servers)?;
     faults::run(&[])?;

@@ -34,6 +34,8 @@ enum Started {
     },
     /// A Redis Cluster or Sentinel set-up (stops itself on drop).
     Group(#[allow(dead_code)] RedisGroup),
+    /// A private server (a TLS one; stops itself on drop).
+    Private(#[allow(dead_code)] Private),
 }
 
 impl Drop for Started {
@@ -51,7 +53,7 @@ impl Drop for Started {
                 let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
                 let _ = std::fs::remove_dir_all(&*data);
             }
-            Started::Group(_) => {}
+            Started::Group(_) | Started::Private(_) => {}
         }
     }
 }
@@ -61,6 +63,8 @@ impl Drop for Started {
 pub struct Servers {
     found: HashMap<&'static str, (String, String, String)>,
     started: Vec<Started>,
+    /// The certificates of the TLS servers, made on first need.
+    certs: Option<crate::tls::Certs>,
 }
 
 impl Servers {
@@ -75,6 +79,9 @@ impl Servers {
             Backend::Mysql => "MYSQL_URL",
             Backend::RedisCluster => "REDIS_CLUSTER_URL",
             Backend::RedisSentinel => "REDIS_SENTINEL_URL",
+            Backend::RedisTls => "REDIS_TLS_URL",
+            Backend::PostgresTls => "DATABASE_TLS_URL",
+            Backend::MysqlTls => "MYSQL_TLS_URL",
         };
         if let Some(found) = self.found.get(var) {
             return Ok(Some(found.clone()));
@@ -86,11 +93,33 @@ impl Servers {
         Ok(Some(found))
     }
 
-    /// Sets every found server's URL on `cmd`.
+    /// Sets every found server's URL on `cmd`, and the CAs of the TLS
+    /// servers (`SESSION_TEST_TLS_CA`, `SESSION_TEST_OTHER_CA`).
     pub fn apply_env(&self, cmd: &mut Command) {
         for (var, url, _) in self.found.values() {
             cmd.env(var, url);
         }
+        if let Some(certs) = &self.certs {
+            cmd.env("SESSION_TEST_TLS_CA", &certs.ca);
+            cmd.env("SESSION_TEST_OTHER_CA", &certs.other_ca);
+        }
+    }
+
+    /// A private TLS server for `b` with this run's certificates.
+    fn start_tls(&mut self, b: Backend) -> Result<(String, String)> {
+        let plain = b.without_tls().context("not a TLS backend")?;
+        let certs = match &self.certs {
+            Some(c) => c.clone(),
+            None => {
+                let made = crate::tls::generate(&crate::target_dir().join("tls-certs"))?;
+                self.certs = Some(made.clone());
+                made
+            }
+        };
+        let server = Private::start_tls(plain, &certs)?;
+        let found = (server.url().to_owned(), format!("started {}", server.how()));
+        self.started.push(Started::Private(server));
+        Ok(found)
     }
 
     fn find(&mut self, b: Backend, var: &str) -> Result<(String, String)> {
@@ -102,6 +131,9 @@ impl Servers {
         if let Backend::RedisCluster | Backend::RedisSentinel = b {
             return self.find_redis_group(b == Backend::RedisSentinel);
         }
+        if b.without_tls().is_some() {
+            return self.start_tls(b);
+        }
         let (port, url) = match b {
             Backend::Redis => (6379, "redis://127.0.0.1:6379"),
             Backend::Postgres => (5432, "postgres://postgres@127.0.0.1:5432/test"),
@@ -109,6 +141,9 @@ impl Servers {
             Backend::Mysql => (3306, "mysql://root@127.0.0.1:3306/test"),
             Backend::Memory | Backend::Sqlite => bail!("embedded backend"),
             Backend::RedisCluster | Backend::RedisSentinel => bail!("a group of servers"),
+            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls => {
+                bail!("TLS servers are private")
+            }
         };
         if listening(port) {
             return Ok((
@@ -127,6 +162,9 @@ impl Servers {
             ),
             Backend::Memory | Backend::Sqlite => bail!("embedded backend"),
             Backend::RedisCluster | Backend::RedisSentinel => bail!("a group of servers"),
+            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls => {
+                bail!("TLS servers are private")
+            }
         };
         match started {
             Ok(found) => Ok(found),
@@ -364,13 +402,27 @@ pub struct Private {
     child: Option<Child>,
     pg: Option<(PathBuf, Option<String>)>,
     running: bool,
+    /// TLS only: the certificate and key the server presents (copies in `dir`).
+    tls: Option<crate::tls::Certs>,
 }
 
 impl Private {
     /// Starts a private Redis (append-only file, fsync on every write),
     /// PostgreSQL, MariaDB or MongoDB test server (data in a directory).
     pub fn start(backend: Backend) -> Result<Private> {
-        let dir = temp_dir(&format!("faults-{}", backend.name()))?;
+        Private::start_with(backend, None)
+    }
+
+    /// Like [`Private::start`], serving TLS only (Redis, PostgreSQL,
+    /// MariaDB) with `certs`; the URL asks for full verification against
+    /// `certs.ca` (Redis: the CA goes to the tests in `SESSION_TEST_TLS_CA`).
+    pub fn start_tls(backend: Backend, certs: &crate::tls::Certs) -> Result<Private> {
+        Private::start_with(backend, Some(certs.clone()))
+    }
+
+    fn start_with(backend: Backend, certs: Option<crate::tls::Certs>) -> Result<Private> {
+        let label = if certs.is_some() { "tls" } else { "faults" };
+        let dir = temp_dir(&format!("{label}-{}", backend.name()))?;
         let port = free_port()?;
         let (url, how, pg) = match backend {
             Backend::Redis => {
@@ -446,6 +498,48 @@ impl Private {
             Backend::RedisCluster | Backend::RedisSentinel => {
                 bail!("{} is a group of servers: see RedisGroup", backend.name())
             }
+            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls => {
+                bail!("start_tls takes the plain backend")
+            }
+        };
+        let (url, how, tls) = match certs {
+            None => (url, how, None),
+            Some(certs) => {
+                // Copies the server's files can own (PostgreSQL refuses a
+                // key that others can read or that it does not own).
+                let cert = dir.join("server.pem");
+                let key = dir.join("server.key");
+                std::fs::copy(&certs.cert, &cert)?;
+                std::fs::copy(&certs.key, &key)?;
+                std::fs::copy(&certs.ca, dir.join("ca.pem"))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+                if pg.is_some() {
+                    // TLS only: no cleartext connection is accepted.
+                    std::fs::write(
+                        dir.join("data").join("pg_hba.conf"),
+                        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+                    )?;
+                }
+                if let Some((_, Some(u))) = &pg {
+                    for f in [&cert, &key] {
+                        if !Command::new("chown").arg(u).arg(f).status()?.success() {
+                            bail!("cannot hand {} to user {u}", f.display());
+                        }
+                    }
+                }
+                let ca = certs.ca.display().to_string();
+                let url = match backend {
+                    Backend::Redis => format!("rediss://127.0.0.1:{port}/"),
+                    Backend::Postgres => {
+                        format!("{url}?sslmode=verify-full&sslrootcert={ca}")
+                    }
+                    Backend::Mysql => format!("{url}?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+                    _ => bail!("no TLS server for {}", backend.name()),
+                };
+                let tls = crate::tls::Certs { cert, key, ..certs };
+                (url, format!("{how}, TLS only"), Some(tls))
+            }
         };
         let mut p = Private {
             backend,
@@ -456,6 +550,7 @@ impl Private {
             child: None,
             pg,
             running: false,
+            tls,
         };
         p.resume()?;
         Ok(p)
@@ -521,10 +616,17 @@ impl Private {
         }
         let port = self.port.to_string();
         if let Some((bin, user)) = &self.pg {
-            let opts = format!(
+            let mut opts = format!(
                 "-p {port} -c listen_addresses=127.0.0.1 -k {}",
                 self.dir.display()
             );
+            if let Some(tls) = &self.tls {
+                opts.push_str(&format!(
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    tls.cert.display(),
+                    tls.key.display()
+                ));
+            }
             let ok = as_user(user.as_deref(), &bin.join("pg_ctl"))
                 .arg("-D")
                 .arg(self.dir.join("data"))
@@ -550,7 +652,19 @@ impl Private {
             let mut cmd = match self.backend {
                 Backend::Redis => {
                     let mut c = Command::new("redis-server");
-                    c.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+                    match &self.tls {
+                        None => c.args(["--port", &port]),
+                        Some(tls) => c
+                            .args(["--port", "0", "--tls-port", &port])
+                            .arg("--tls-cert-file")
+                            .arg(&tls.cert)
+                            .arg("--tls-key-file")
+                            .arg(&tls.key)
+                            .arg("--tls-ca-cert-file")
+                            .arg(&tls.ca)
+                            .args(["--tls-auth-clients", "no"]),
+                    };
+                    c.args(["--bind", "127.0.0.1", "--save", ""])
                         .args(["--appendonly", "yes", "--appendfsync", "always"])
                         .arg("--dir")
                         .arg(&self.dir);
@@ -576,6 +690,12 @@ impl Private {
                         .arg(format!("--init-file={}", at("init.sql")))
                         .args(["--skip-log-bin", "--innodb-buffer-pool-size=32M"])
                         .arg("--innodb-flush-log-at-trx-commit=1");
+                    if let Some(tls) = &self.tls {
+                        c.arg(format!("--ssl-cert={}", tls.cert.display()))
+                            .arg(format!("--ssl-key={}", tls.key.display()))
+                            .arg(format!("--ssl-ca={}", tls.ca.display()))
+                            .arg("--require-secure-transport=ON");
+                    }
                     if is_root() {
                         c.arg("--user=root");
                     }

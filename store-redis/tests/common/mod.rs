@@ -33,8 +33,9 @@ pub fn url() -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
-/// A builder for `url`: one node, or (test-only parsing, no credentials)
-/// `redis+cluster://h:p,h:p/` and `redis+sentinel://h:p,h:p/master`.
+/// A builder for `url`: one node (over TLS with `rediss://`, trusting the CA
+/// in `SESSION_TEST_TLS_CA` when set), or (test-only parsing, no
+/// credentials) `redis+cluster://h:p,h:p/` and `redis+sentinel://h:p,h:p/master`.
 pub fn builder(url: &str) -> RedisStoreBuilder {
     let hosts = |list: &str| -> Vec<String> {
         list.split(',')
@@ -49,6 +50,13 @@ pub fn builder(url: &str) -> RedisStoreBuilder {
         let (list, master) = rest.split_once('/').unwrap_or((rest, ""));
         let master = master.split(['/', '?']).next().unwrap_or_default();
         RedisStore::sentinel_builder(hosts(list), master)
+    } else if url.starts_with("rediss://") {
+        // A TLS server of `cargo xtask` trusts the CA it made for this run.
+        let b = RedisStore::builder(url);
+        match std::env::var_os("SESSION_TEST_TLS_CA") {
+            Some(ca) => b.tls_ca_file(ca),
+            None => b,
+        }
     } else {
         RedisStore::builder(url)
     }
