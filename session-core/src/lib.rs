@@ -23,6 +23,7 @@
 
 #[cfg(feature = "bounded")]
 pub mod bounded;
+pub mod driver;
 pub mod encryption;
 mod error;
 mod hashed;

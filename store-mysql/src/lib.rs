@@ -331,7 +331,10 @@ impl MySqlStoreBuilder {
             .await
             .map_err(|elapsed| Error::unavailable("connecting to MySQL", elapsed))?
             .map_err(|e| match (&tls, e) {
-                (Some(option), e @ (sqlx::Error::Tls(_) | sqlx::Error::Configuration(_))) => {
+                (Some(option), e)
+                    if matches!(e, sqlx::Error::Tls(_) | sqlx::Error::Configuration(_))
+                        || session_core::driver::is_certificate_error(&e) =>
+                {
                     Error::Config(format!("connecting to MySQL over TLS ({option}): {e}").into())
                 }
                 (_, e) => classify("connecting to MySQL", e),
@@ -1209,6 +1212,16 @@ fn tls_request(url: &str) -> Result<Option<String>> {
             ))
         }
     };
+    // A file the driver would only fail to open mid-handshake, with an
+    // error that names no option: check it here.
+    for name in [
+        "sslca", "ssl-ca", "sslcert", "ssl-cert", "sslkey", "ssl-key",
+    ] {
+        if let Some(path) = url_query::find(url, &[name]) {
+            std::fs::File::open(&path)
+                .map_err(|e| Error::Config(format!("{name}: cannot read {path}: {e}").into()))?;
+        }
+    }
     if cfg!(any(feature = "tls-rustls", feature = "tls-native-tls")) {
         Ok(Some(asked))
     } else {

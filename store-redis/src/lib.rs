@@ -564,7 +564,7 @@ impl fmt::Debug for RedisStore {
 /// configuration error naming the option (retrying will not help); the
 /// rest as [`classify`].
 fn connect_error(tls: bool, context: &'static str, e: RedisError) -> Error {
-    if tls && tls::is_certificate_error(&e) {
+    if tls && session_core::driver::is_certificate_error(&e) {
         Error::Config(
             format!("{context} over TLS (rediss://): the server's certificate was refused: {e}")
                 .into(),

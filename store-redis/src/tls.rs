@@ -108,23 +108,6 @@ pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Whether a connect error is the certificate being refused (not worth
-/// retrying: a configuration problem).
-pub(crate) fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let text = err.to_string().to_ascii_lowercase();
-        if text.contains("certificate")
-            || text.contains("tls handshake")
-            || text.contains("unknownissuer")
-        {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
