@@ -233,6 +233,21 @@ impl MongoStoreBuilder {
                 }
                 _ => classify("parsing the MongoDB URL", e),
             })?;
+        let tls = matches!(options.tls, Some(mongodb::options::Tls::Enabled(_)));
+        if let Some(mongodb::options::Tls::Enabled(t)) = &options.tls {
+            // The driver would only fail to open these mid-handshake, with
+            // an error that names no option: check them here.
+            for (name, path) in [
+                ("tlsCAFile", &t.ca_file_path),
+                ("tlsCertificateKeyFile", &t.cert_key_file_path),
+            ] {
+                if let Some(path) = path {
+                    std::fs::File::open(path).map_err(|e| {
+                        Error::Config(format!("{name}: cannot read {}: {e}", path.display()).into())
+                    })?;
+                }
+            }
+        }
         options.connect_timeout = Some(self.connect_timeout);
         options.server_selection_timeout = Some(self.connect_timeout);
         if let Some(n) = self.max_pool_size {
@@ -251,7 +266,9 @@ impl MongoStoreBuilder {
         let connect_timeout = self.connect_timeout;
         let create_indexes = self.create_indexes;
         let store = self.with_client(client.clone(), &database);
-        // The driver connects lazily: prove the server answers now.
+        // The driver connects lazily: prove the server answers now. Over
+        // TLS, a refused certificate is a configuration error naming the
+        // option (the driver only reports a server selection timeout).
         store
             .bounded("connecting to MongoDB", connect_timeout * 2, async {
                 client
@@ -259,7 +276,18 @@ impl MongoStoreBuilder {
                     .run_command(doc! { "ping": 1 })
                     .await
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                Error::Unavailable { source, .. }
+                    if tls && session_core::driver::is_certificate_error(&*source) =>
+                {
+                    Error::Config(
+                        format!("connecting to MongoDB over TLS (tls=true): the server's certificate was refused: {source}")
+                            .into(),
+                    )
+                }
+                other => other,
+            })?;
         if create_indexes {
             store.create_indexes().await?;
         }

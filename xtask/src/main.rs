@@ -50,11 +50,13 @@ enum Backend {
     PostgresTls,
     /// store-mysql over TLS (`ssl-mode=VERIFY_IDENTITY`).
     MysqlTls,
+    /// store-mongo over TLS (`tls=true&tlsCAFile=`).
+    MongoTls,
 }
 
 impl Backend {
     /// Every backend the conformance suite runs on.
-    const ALL: [Backend; 11] = [
+    const ALL: [Backend; 12] = [
         Backend::Memory,
         Backend::Sqlite,
         Backend::Redis,
@@ -66,6 +68,7 @@ impl Backend {
         Backend::RedisTls,
         Backend::PostgresTls,
         Backend::MysqlTls,
+        Backend::MongoTls,
     ];
 
     /// The deployments the demo's browser test runs on (TLS changes
@@ -87,6 +90,7 @@ impl Backend {
             Backend::RedisTls => Some(Backend::Redis),
             Backend::PostgresTls => Some(Backend::Postgres),
             Backend::MysqlTls => Some(Backend::Mysql),
+            Backend::MongoTls => Some(Backend::Mongo),
             _ => None,
         }
     }
@@ -104,6 +108,7 @@ impl Backend {
             Backend::RedisTls => "redis-tls",
             Backend::PostgresTls => "postgres-tls",
             Backend::MysqlTls => "mysql-tls",
+            Backend::MongoTls => "mongo-tls",
         }
     }
 
@@ -131,7 +136,7 @@ impl Backend {
             .into_iter()
             .find(|b| b.name() == s)
             .with_context(|| {
-                format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo mysql redis-cluster redis-sentinel redis-tls postgres-tls mysql-tls")
+                format!("unknown backend {s:?}; known: memory sqlite redis postgres mongo mysql redis-cluster redis-sentinel redis-tls postgres-tls mysql-tls mongo-tls")
             })
     }
 }
@@ -404,7 +409,7 @@ fn demo_store_url(b: Backend, servers: &mut Servers) -> Result<Option<String>> {
         (Backend::RedisCluster | Backend::RedisSentinel, Some((_, url, _))) => {
             Some(join(&url, "prefix=demo-browser:"))
         }
-        (Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls, _) => {
+        (Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls | Backend::MongoTls, _) => {
             bail!("the browser test does not run on {}", b.name())
         }
         (_, None) => bail!("no server for {}", b.name()),

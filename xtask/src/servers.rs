@@ -82,6 +82,7 @@ impl Servers {
             Backend::RedisTls => "REDIS_TLS_URL",
             Backend::PostgresTls => "DATABASE_TLS_URL",
             Backend::MysqlTls => "MYSQL_TLS_URL",
+            Backend::MongoTls => "MONGODB_TLS_URL",
         };
         if let Some(found) = self.found.get(var) {
             return Ok(Some(found.clone()));
@@ -141,7 +142,7 @@ impl Servers {
             Backend::Mysql => (3306, "mysql://root@127.0.0.1:3306/test"),
             Backend::Memory | Backend::Sqlite => bail!("embedded backend"),
             Backend::RedisCluster | Backend::RedisSentinel => bail!("a group of servers"),
-            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls => {
+            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls | Backend::MongoTls => {
                 bail!("TLS servers are private")
             }
         };
@@ -162,7 +163,7 @@ impl Servers {
             ),
             Backend::Memory | Backend::Sqlite => bail!("embedded backend"),
             Backend::RedisCluster | Backend::RedisSentinel => bail!("a group of servers"),
-            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls => {
+            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls | Backend::MongoTls => {
                 bail!("TLS servers are private")
             }
         };
@@ -498,7 +499,7 @@ impl Private {
             Backend::RedisCluster | Backend::RedisSentinel => {
                 bail!("{} is a group of servers: see RedisGroup", backend.name())
             }
-            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls => {
+            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls | Backend::MongoTls => {
                 bail!("start_tls takes the plain backend")
             }
         };
@@ -535,6 +536,7 @@ impl Private {
                         format!("{url}?sslmode=verify-full&sslrootcert={ca}")
                     }
                     Backend::Mysql => format!("{url}?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+                    Backend::Mongo => format!("{url}?tls=true&tlsCAFile={ca}"),
                     _ => bail!("no TLS server for {}", backend.name()),
                 };
                 let tls = crate::tls::Certs { cert, key, ..certs };
@@ -703,7 +705,14 @@ impl Private {
                 }
                 _ => {
                     let mut c = Command::new(mongo_python()?);
-                    c.args(["-m", "secantus", "--port", &port, "--host", "127.0.0.1"])
+                    c.args(["-m", "secantus"]);
+                    if let Some(tls) = &self.tls {
+                        c.arg("--tls-cert-file")
+                            .arg(&tls.cert)
+                            .arg("--tls-key-file")
+                            .arg(&tls.key);
+                    }
+                    c.args(["--port", &port, "--host", "127.0.0.1"])
                         .arg("--storage-path")
                         .arg(self.dir.join("data"))
                         .args(["--standalone", "--sync-on-commit"]);
