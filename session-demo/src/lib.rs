@@ -226,19 +226,8 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .with_state(store)
 }
 
-/// Hides the password in a URL for logs and errors.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
+/// Hides passwords in a store URL for logs and errors.
+pub use session_stores::redact;
 
 async fn home(session: Session) -> Result<Html<String>, SessionError> {
     let views: u64 = session.get("views").await?.unwrap_or(0) + 1;
@@ -341,14 +330,6 @@ async fn inspect(session: Session) -> Result<Html<String>, SessionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("redis://:pw@h:6379"), "redis://:***@h:6379");
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite://s.db"), "sqlite://s.db");
-    }
 
     #[test]
     fn generated_secret_is_persisted_owner_only() -> anyhow::Result<()> {

@@ -98,28 +98,57 @@ impl std::fmt::Debug for StoreUrl {
     }
 }
 
-/// `url` with the password of its userinfo (`user:PASSWORD@`) replaced by
-/// `<redacted>`, for logs and errors.
+/// `url` for logs and errors: the password of its userinfo
+/// (`user:PASSWORD@`) and the value of every query option whose name
+/// contains `password` (`password=`, `sentinel_password=`) replaced by
+/// `<redacted>`.
+///
+/// ```
+/// use session_stores::redact;
+/// assert_eq!(redact("redis://:pw@h:6379/0"), "redis://:<redacted>@h:6379/0");
+/// assert_eq!(
+///     redact("redis+sentinel://s1,s2/m?sentinel_password=x&ttl=60"),
+///     "redis+sentinel://s1,s2/m?sentinel_password=<redacted>&ttl=60"
+/// );
+/// ```
 pub fn redact(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
+    let (main, query) = match url.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (url, None),
     };
-    let authority_end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    match url[start..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &url[start..start + at];
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let hidden = if userinfo.contains(':') || user.is_empty() {
-                format!("{user}:<redacted>")
-            } else {
-                user.to_owned()
-            };
-            format!("{}{hidden}{}", &url[..start], &url[start + at..])
+    let mut out = match main.find("://").map(|i| i + 3) {
+        Some(start) => {
+            let authority_end = main[start..]
+                .find(['/', '#'])
+                .map_or(main.len(), |i| start + i);
+            match main[start..authority_end].rfind('@') {
+                Some(at) => {
+                    let userinfo = &main[start..start + at];
+                    let hidden = match userinfo.split_once(':') {
+                        Some((user, _)) => format!("{user}:<redacted>"),
+                        None => userinfo.to_owned(),
+                    };
+                    format!("{}{hidden}{}", &main[..start], &main[start + at..])
+                }
+                None => main.to_owned(),
+            }
         }
-        None => url.to_owned(),
+        None => main.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
+                    format!("{k}=<redacted>")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
 }
 
 /// What a store keeps at rest, beside what the URL configures: encryption
@@ -1074,6 +1103,141 @@ mod tests {
             redis_target(&mut u)?,
             RedisTarget::Single("redis://h:1/2?protocol=resp3".into())
         );
+        Ok(())
+    }
+
+    #[test]
+    fn passwords_never_show() -> Result<()> {
+        for (url, shown) in [
+            ("postgres://u:secret@h/db", "postgres://u:<redacted>@h/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("redis://:secret@h:6379", "redis://:<redacted>@h:6379"),
+            (
+                "postgres://h/db?user=u&password=secret&sslmode=require",
+                "postgres://h/db?user=u&password=<redacted>&sslmode=require",
+            ),
+            (
+                "rediss+cluster://u:secret@a:1,b:2/?ttl=5",
+                "rediss+cluster://u:<redacted>@a:1,b:2/?ttl=5",
+            ),
+            ("sqlite://s.db", "sqlite://s.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(redact(url), shown);
+        }
+        let u =
+            StoreUrl::parse("redis+sentinel://app:secret@s1/m?sentinel_password=hunter2&ttl=60")?;
+        let debug = format!("{u:?}");
+        assert!(
+            !debug.contains("secret") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+        assert!(debug.contains("ttl"), "{debug}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unknown_options_are_refused_with_the_valid_ones() {
+        for (url, typo, listed) in [
+            ("memory://?capcity=3", "capcity", "capacity"),
+            ("sqlite::memory:?tabel=s", "tabel", "table"),
+            (
+                "sqlite::memory:?operation_timeout=1",
+                "operation_timeout",
+                "prune_interval",
+            ),
+        ] {
+            match connect(url).await.err() {
+                Some(Error::Config(msg)) => {
+                    assert!(msg.contains(typo) && msg.contains(listed), "{msg}")
+                }
+                other => unreachable!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_options_are_checked_before_connecting() {
+        // Refused at once, naming the option: no connection is tried.
+        for (url, named) in [
+            ("postgres://u:pw@127.0.0.1:1/x?tabel=s", "tabel"),
+            ("postgres://u:pw@127.0.0.1:1/x?sslmode=maybe", "sslmode"),
+            (
+                "postgres://u:pw@127.0.0.1:1/x?operation_timeout=0",
+                "operation_timeout",
+            ),
+        ] {
+            match connect(url).await.err() {
+                Some(Error::Config(msg)) => {
+                    assert!(msg.contains(named), "{msg}");
+                    assert!(!msg.contains("pw"), "{msg}");
+                }
+                other => unreachable!("{url}: {other:?}"),
+            }
+        }
+        // Known options (the store's and the driver's) pass: the error is
+        // the closed port's.
+        let known = connect(
+            "postgres://127.0.0.1:1/x?time_zone=Europe/Paris&operation_timeout=1500ms&max_connections=3&sslmode=disable&application_name=a&connect_timeout=1",
+        )
+        .await
+        .err();
+        assert!(
+            matches!(known, Some(Error::Unavailable { .. })),
+            "{known:?}"
+        );
+    }
+
+    #[cfg(feature = "mysql")]
+    #[tokio::test]
+    async fn mysql_options_are_checked_before_connecting() {
+        for (url, named) in [
+            ("mysql://u:pw@127.0.0.1:1/x?ssl_mode=REQUIRED", "ssl_mode"),
+            ("mysql://u:pw@127.0.0.1:1/x?columns=a,b", "columns"),
+        ] {
+            match connect(url).await.err() {
+                Some(Error::Config(msg)) => assert!(msg.contains(named), "{msg}"),
+                other => unreachable!("{url}: {other:?}"),
+            }
+        }
+        let known = connect(
+            "mysql://127.0.0.1:1/x?columns=sid,exp,data&ssl-mode=DISABLED&charset=utf8mb4&connect_timeout=1",
+        )
+        .await
+        .err();
+        assert!(
+            matches!(known, Some(Error::Unavailable { .. })),
+            "{known:?}"
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_options_are_checked_before_connecting() {
+        for (url, named) in [
+            ("redis://:pw@127.0.0.1:1/?prefx=a", "prefx"),
+            ("redis://127.0.0.1:1/?tls_ca=/tmp/ca.pem", "rediss://"),
+            ("redis+cluster://127.0.0.1:1/?protocol=resp3", "protocol"),
+        ] {
+            match connect(url).await.err() {
+                Some(Error::Config(msg)) => {
+                    assert!(msg.contains(named), "{msg}");
+                    assert!(!msg.contains("pw"), "{msg}");
+                }
+                other => unreachable!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn durations_take_seconds_or_milliseconds() -> Result<()> {
+        let mut u = StoreUrl::parse("memory://?a=5&b=250ms&c=0&d=soon")?;
+        assert_eq!(u.take_duration("a")?, Some(Duration::from_secs(5)));
+        assert_eq!(u.take_duration("b")?, Some(Duration::from_millis(250)));
+        assert!(u.take_duration("c").is_err());
+        assert!(u.take_duration("d").is_err());
+        assert_eq!(u.take_duration("e")?, None);
         Ok(())
     }
 
