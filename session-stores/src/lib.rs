@@ -7,39 +7,69 @@
 //! | `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` | SQLite file or in-memory | `sqlite` (default) |
 //! | `redis://…`, `rediss://…` | Redis | `redis` |
 //! | `redis+cluster://[user:pass@]host:port,host:port,…/` (`rediss+cluster://` for TLS) | Redis Cluster: some nodes, the rest are discovered | `redis` |
-//! | `redis+sentinel://[user:pass@]host:port,host:port,…/master[/db]` | the master the Sentinels at these addresses know as `master` | `redis` |
+//! | `redis+sentinel://[user:pass@]host:port,host:port,…/master[/db]` (`rediss+sentinel://` for TLS) | the master the Sentinels at these addresses know as `master` | `redis` |
 //! | `postgres://…`, `postgresql://…` | PostgreSQL | `postgres` |
 //! | `mongodb://…`, `mongodb+srv://…` | MongoDB | `mongo` |
 //! | `mysql://…`, `mariadb://…` | MySQL / MariaDB | `mysql` |
 //!
-//! Options go in the query string; the store's own options are taken out,
-//! the rest is passed to the driver (server backends) or refused (memory,
-//! SQLite, except SQLite's own `mode`, `cache`, `immutable`, `vfs`).
+//! Options go in the query string. This crate's options are taken out;
+//! the driver's own (listed below) stay in the URL for it; anything else
+//! is refused at [`connect`] with an [`Error::Config`] that lists the
+//! valid options (MongoDB's driver checks its own options the same way).
+//! Durations are whole seconds, or milliseconds with `ms` (`1500ms`).
 //!
 //! | option | applies to | meaning | default |
 //! |---|---|---|---|
 //! | `ttl` | all | seconds a session lives when its cookie has no expiry | `86400` |
+//! | `hashed_ids` | all | keep records under SHA-256 of their ids ([`HashedIds`]) | `false` |
 //! | `capacity` | memory | maximum number of sessions | unbounded |
 //! | `prefix` | redis | key prefix | `sess:` |
 //! | `table` | sqlite, postgres, mysql | table name | `Sessions` / `session` / `sessions` |
 //! | `schema` | postgres | schema name | `public` |
+//! | `time_zone` | postgres | zone `expire` is written in: the `TimeZone` of the Node app's connections when sharing the table | `UTC` |
+//! | `columns` | mysql | `session_id,expires,data` column names (express-mysql-session's `columnNames`) | those |
 //! | `collection` | mongo | collection name | `sessions` |
 //! | `database` | mongo | database name (else the URL's, else `test`) | URL's |
 //! | `create_schema` | sqlite, postgres, mongo, mysql | create table / index on start | `true` |
 //! | `principal_index` | sqlite, postgres, mysql | keep the per-user session index (adds a `principal` column; off keeps the Node table as it is) | `false` |
 //! | `principal_index` | redis (all three) | keep the per-user session index (a SET per principal) | `true` |
 //! | `principal_prefix` | redis | key prefix of the per-user index sets | `prefix` with its final `:` replaced by `-principal:` |
+//! | `scan_count` | redis | `COUNT` hint of the `SCAN`s behind ids/count/clear | `100` |
 //! | `prune_interval` | sqlite, postgres, mysql | seconds between expired-row sweeps, `0` = off | `900` |
-//! | `connect_timeout` | redis, postgres, mongo, mysql | seconds to wait for the server | `10` |
-//! | `response_timeout` | redis | seconds one command may take | `10` |
+//! | `max_connections` | sqlite, postgres, mysql | connection pool size | `4` / `10` / `10` |
+//! | `connect_timeout` | redis, postgres, mongo, mysql | connecting, and waiting for a pooled connection | `10` |
+//! | `operation_timeout` | redis, postgres, mongo, mysql | every store operation; past it [`Error::Unavailable`] (the middleware's 503). Redis: each command (`response_timeout` is an older name); PostgreSQL/MySQL also set the server's lock timeouts to it | `5` |
+//! | `tls_ca` | redis (`rediss://`, `rediss+cluster://`) | PEM file of the CAs to trust instead of the platform's roots | platform + Mozilla roots |
+//! | `tls_insecure` | redis (`rediss…`) | skip certificate verification (tests only; logs a warning) | `false` |
 //! | `sentinel_password` | redis+sentinel | password of the Sentinels themselves | none |
+//!
+//! The drivers' own options, passed through:
+//!
+//! | backend | options |
+//! |---|---|
+//! | sqlite | `mode`, `cache`, `immutable`, `vfs` |
+//! | redis (one node) | `protocol` (`resp2`, `resp3`) |
+//! | postgres | `sslmode` (`disable`, `allow`, `prefer` (default), `require`, `verify-ca`, `verify-full`), `sslrootcert`, `sslcert`, `sslkey` (and their `ssl-…` spellings), `application_name`, `options`, `statement-cache-capacity`, `host`, `hostaddr`, `port`, `dbname`, `user`, `password` |
+//! | mysql | `ssl-mode` (`DISABLED`, `PREFERRED` (default), `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`), `ssl-ca`, `ssl-cert`, `ssl-key` (and `sslmode`, `sslca`, …), `charset`, `collation`, `statement-cache-capacity`, `socket`, `timezone` |
+//! | mongo | the MongoDB URI options (`tls`, `tlsCAFile`, `tlsCertificateKeyFile`, `replicaSet`, `authSource`, `maxPoolSize`, …) |
+//!
+//! # TLS
+//!
+//! With the `tls-rustls` feature (default) every server backend speaks TLS
+//! through rustls: `rediss://…[?tls_ca=PATH]`,
+//! `postgres://…?sslmode=verify-full&sslrootcert=PATH`,
+//! `mysql://…?ssl-mode=VERIFY_IDENTITY&ssl-ca=PATH`,
+//! `mongodb://…?tls=true&tlsCAFile=PATH`. A URL that requires TLS connects
+//! over TLS or fails at [`connect`] with an [`Error::Config`] naming the
+//! option (a refused certificate, an unreadable CA file, a server without
+//! TLS); it never falls back to cleartext. Without the feature such a URL
+//! is refused before connecting, naming the feature. (MongoDB's driver
+//! always has TLS.)
 //!
 //! In `redis+cluster` URLs the credentials apply to every node; a host
 //! without a port gets 6379. In `redis+sentinel` URLs the credentials and
 //! the database number apply to the master; a Sentinel without a port gets
 //! 26379.
-//!
-//! | `hashed_ids` | all | keep records under SHA-256 of their ids ([`HashedIds`]) | `false` |
 //!
 //! Encryption keys never go in the URL: [`connect_with`] takes them in an
 //! [`AtRest`], which [`AtRest::from_env`] fills from
@@ -586,6 +616,7 @@ fn redis_target(u: &mut StoreUrl) -> Result<RedisTarget> {
 
 // The options each backend takes, for the error that lists them. The
 // crate docs' table is the reference; a unit test checks both agree.
+#[allow(dead_code)]
 const SQLITE_OPTIONS: &[&str] = &[
     "ttl",
     "table",
@@ -595,7 +626,9 @@ const SQLITE_OPTIONS: &[&str] = &[
     "max_connections",
     "hashed_ids",
 ];
+#[allow(dead_code)]
 const SQLITE_DRIVER_OPTIONS: &[&str] = &["mode", "cache", "immutable", "vfs"];
+#[allow(dead_code)]
 const REDIS_OPTIONS: &[&str] = &[
     "ttl",
     "prefix",
@@ -610,7 +643,9 @@ const REDIS_OPTIONS: &[&str] = &[
     "sentinel_password",
     "hashed_ids",
 ];
+#[allow(dead_code)]
 const REDIS_DRIVER_OPTIONS: &[&str] = &["protocol"];
+#[allow(dead_code)]
 const POSTGRES_OPTIONS: &[&str] = &[
     "ttl",
     "table",
@@ -625,6 +660,7 @@ const POSTGRES_OPTIONS: &[&str] = &[
     "hashed_ids",
 ];
 /// What sqlx's PostgreSQL driver reads from the query string.
+#[allow(dead_code)]
 const POSTGRES_DRIVER_OPTIONS: &[&str] = &[
     "sslmode",
     "sslrootcert",
@@ -645,6 +681,7 @@ const POSTGRES_DRIVER_OPTIONS: &[&str] = &[
     "user",
     "password",
 ];
+#[allow(dead_code)]
 const MONGO_OPTIONS: &[&str] = &[
     "ttl",
     "collection",
@@ -654,6 +691,7 @@ const MONGO_OPTIONS: &[&str] = &[
     "operation_timeout",
     "hashed_ids",
 ];
+#[allow(dead_code)]
 const MYSQL_OPTIONS: &[&str] = &[
     "ttl",
     "table",
@@ -667,6 +705,7 @@ const MYSQL_OPTIONS: &[&str] = &[
     "hashed_ids",
 ];
 /// What sqlx's MySQL driver reads from the query string.
+#[allow(dead_code)]
 const MYSQL_DRIVER_OPTIONS: &[&str] = &[
     "ssl-mode",
     "ssl-ca",
@@ -1227,6 +1266,30 @@ mod tests {
                 }
                 other => unreachable!("{url}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_docs_table_lists_every_option() {
+        let docs: String = include_str!("lib.rs")
+            .lines()
+            .filter(|l| l.starts_with("//!"))
+            .collect();
+        for name in [
+            SQLITE_OPTIONS,
+            SQLITE_DRIVER_OPTIONS,
+            REDIS_OPTIONS,
+            REDIS_DRIVER_OPTIONS,
+            POSTGRES_OPTIONS,
+            MONGO_OPTIONS,
+            MYSQL_OPTIONS,
+        ]
+        .concat()
+        {
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "{name} is not documented"
+            );
         }
     }
 
