@@ -177,7 +177,7 @@ async fn bad_server_option_values_are_refused() {
         "redis://127.0.0.1:6379?connect_timeout=x",
     ] {
         let err = session_stores::connect(url).await.err().expect("refused");
-        assert!(config_message(err).contains("whole number"), "{url}");
+        assert!(config_message(err).contains("number of seconds"), "{url}");
     }
 }
 
