@@ -169,3 +169,120 @@ async fn bad_tls_options_are_clear_configuration_errors() -> Result<()> {
     }
     Ok(())
 }
+
+/// The client certificate `cargo xtask` makes for the role that its TLS
+/// server lets in by certificate only (`hostssl … cert` in `pg_hba.conf`).
+struct ClientCert {
+    user: String,
+    cert: String,
+    key: String,
+}
+
+fn client_cert() -> Option<ClientCert> {
+    let var = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+    match (
+        var("SESSION_TEST_CLIENT_USER"),
+        var("SESSION_TEST_CLIENT_CERT"),
+        var("SESSION_TEST_CLIENT_KEY"),
+    ) {
+        (Some(user), Some(cert), Some(key)) => Some(ClientCert { user, cert, key }),
+        _ => {
+            eprintln!(
+                "no client certificate: run `cargo xtask conformance --backend postgres-tls`"
+            );
+            None
+        }
+    }
+}
+
+/// `url` logging in as `user` instead of its own user.
+fn as_user(url: &str, user: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let host = rest.split_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{user}@{host}")
+}
+
+#[tokio::test]
+async fn a_client_certificate_logs_in() -> Result<()> {
+    let Some(t) = tls() else { return Ok(()) };
+    let Some(c) = client_cert() else {
+        return Ok(());
+    };
+    // The role exists (made here, as the server's superuser, over TLS) and
+    // may create the test's schema; its only way in is the certificate.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&t.url).await?;
+    sqlx::query(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{0}') \
+         THEN CREATE ROLE {0} LOGIN; END IF; END $$",
+        c.user
+    ))
+    .execute(&mut admin)
+    .await?;
+    sqlx::query(&format!(
+        "GRANT CREATE ON DATABASE {} TO {}",
+        t.url
+            .split('?')
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .unwrap_or("postgres"),
+        c.user
+    ))
+    .execute(&mut admin)
+    .await?;
+    let base = as_user(&t.url, &c.user);
+    let verify = format!("sslmode=verify-full&sslrootcert={}", t.ca);
+    let url = with_query(
+        &base,
+        &format!("{verify}&sslcert={}&sslkey={}", c.cert, c.key),
+    );
+    let store = PostgresStore::builder(&url)
+        .schema(common::unique_schema())
+        .create_schema(true)
+        .prune_interval(None)
+        .connect()
+        .await?;
+    let r = Record::new(SessionId::generate());
+    store.create(&r).await?;
+    ensure!(store.load(&r.id).await?.as_ref() == Some(&r));
+    let row = sqlx::query(
+        "SELECT current_user::text AS who, client_dn FROM pg_stat_ssl \
+         WHERE pid = pg_backend_pid()",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    let who: String = row.try_get("who")?;
+    let dn: Option<String> = row.try_get("client_dn")?;
+    ensure!(who == c.user, "logged in as {who}");
+    ensure!(
+        dn.as_deref()
+            .is_some_and(|dn| dn.contains(&format!("CN={}", c.user))),
+        "the server saw no client certificate: {dn:?}"
+    );
+    let schema = store
+        .qualified_table()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(store.pool())
+        .await?;
+    store.pool().close().await;
+
+    // Without the certificate the same role is refused by the server.
+    let refused = connect(&with_query(&base, &verify)).await;
+    ensure!(
+        refused.is_err(),
+        "the role logged in without its certificate"
+    );
+    // A key file that cannot be read is the URL's fault, named as such.
+    expect_refused(
+        &with_query(
+            &base,
+            &format!("{verify}&sslcert={}&sslkey=/nonexistent/client.key", c.cert),
+        ),
+        "sslkey",
+    )
+    .await?;
+    Ok(())
+}

@@ -21,6 +21,18 @@ pub fn run(args: &[String], servers: &mut Servers) -> Result<()> {
                 eprintln!("xtask: the bench runs without {}: {e:#}", b.name());
             }
         }
+        // The TLS section's servers, unless `--section` leaves it out.
+        let sections: Vec<&String> = args
+            .windows(2)
+            .filter(|w| w[0] == "--section")
+            .map(|w| &w[1])
+            .collect();
+        let tls = sections.is_empty() || sections.iter().any(|s| *s == "tls");
+        if tls {
+            if let Err(e) = servers.start_bench_tls() {
+                eprintln!("xtask: the bench runs without its TLS section: {e:#}");
+            }
+        }
     }
     // The bench's own target directory: under the main one (ignored by
     // git), and apart from the main workspace's build so neither waits on

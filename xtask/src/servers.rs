@@ -65,6 +65,9 @@ pub struct Servers {
     started: Vec<Started>,
     /// The certificates of the TLS servers, made on first need.
     certs: Option<crate::tls::Certs>,
+    /// Whether this run started the PostgreSQL TLS server, which takes the
+    /// client certificate of `certs` for [`crate::tls::CLIENT_USER`].
+    pg_client_cert: bool,
 }
 
 impl Servers {
@@ -103,24 +106,69 @@ impl Servers {
         if let Some(certs) = &self.certs {
             cmd.env("SESSION_TEST_TLS_CA", &certs.ca);
             cmd.env("SESSION_TEST_OTHER_CA", &certs.other_ca);
+            if self.pg_client_cert {
+                cmd.env("SESSION_TEST_CLIENT_USER", crate::tls::CLIENT_USER);
+                cmd.env("SESSION_TEST_CLIENT_CERT", &certs.client_cert);
+                cmd.env("SESSION_TEST_CLIENT_KEY", &certs.client_key);
+            }
         }
     }
 
-    /// A private TLS server for `b` with this run's certificates.
-    fn start_tls(&mut self, b: Backend) -> Result<(String, String)> {
-        let plain = b.without_tls().context("not a TLS backend")?;
-        let certs = match &self.certs {
+    fn certs(&mut self) -> Result<crate::tls::Certs> {
+        Ok(match &self.certs {
             Some(c) => c.clone(),
             None => {
                 let made = crate::tls::generate(&crate::target_dir().join("tls-certs"))?;
                 self.certs = Some(made.clone());
                 made
             }
-        };
+        })
+    }
+
+    /// A private TLS server for `b` with this run's certificates.
+    fn start_tls(&mut self, b: Backend) -> Result<(String, String)> {
+        let plain = b.without_tls().context("not a TLS backend")?;
+        let certs = self.certs()?;
         let server = Private::start_tls(plain, &certs)?;
         let found = (server.url().to_owned(), format!("started {}", server.how()));
         self.started.push(Started::Private(server));
+        if plain == Backend::Postgres {
+            self.pg_client_cert = true;
+        }
         Ok(found)
+    }
+
+    /// For the bench: a Redis and a PostgreSQL server of this run's own,
+    /// each taking TLS and cleartext, so one server is measured both ways
+    /// (`BENCH_TLS_REDIS_URL` / `BENCH_PLAIN_REDIS_URL`, and
+    /// `..._POSTGRES_URL`).
+    pub fn start_bench_tls(&mut self) -> Result<()> {
+        let certs = self.certs()?;
+        for (b, tls_var, plain_var) in [
+            (
+                Backend::Redis,
+                "BENCH_TLS_REDIS_URL",
+                "BENCH_PLAIN_REDIS_URL",
+            ),
+            (
+                Backend::Postgres,
+                "BENCH_TLS_POSTGRES_URL",
+                "BENCH_PLAIN_POSTGRES_URL",
+            ),
+        ] {
+            let server = Private::start_dual(b, &certs)?;
+            let how = format!("started {}", server.how());
+            eprintln!("xtask: {} server for the TLS bench: {how}", b.name());
+            let plain = server.plain_url().context("no cleartext URL")?.to_owned();
+            self.found.insert(
+                tls_var,
+                (tls_var.to_owned(), server.url().to_owned(), how.clone()),
+            );
+            self.found
+                .insert(plain_var, (plain_var.to_owned(), plain, how));
+            self.started.push(Started::Private(server));
+        }
+        Ok(())
     }
 
     fn find(&mut self, b: Backend, var: &str) -> Result<(String, String)> {
@@ -405,23 +453,37 @@ pub struct Private {
     running: bool,
     /// TLS only: the certificate and key the server presents (copies in `dir`).
     tls: Option<crate::tls::Certs>,
+    /// A TLS server that also takes cleartext (the bench's): the cleartext
+    /// port (Redis: a second one; PostgreSQL: the same) and URL.
+    plain: Option<(u16, String)>,
 }
 
 impl Private {
     /// Starts a private Redis (append-only file, fsync on every write),
     /// PostgreSQL, MariaDB or MongoDB test server (data in a directory).
     pub fn start(backend: Backend) -> Result<Private> {
-        Private::start_with(backend, None)
+        Private::start_with(backend, None, false)
     }
 
     /// Like [`Private::start`], serving TLS only (Redis, PostgreSQL,
     /// MariaDB) with `certs`; the URL asks for full verification against
     /// `certs.ca` (Redis: the CA goes to the tests in `SESSION_TEST_TLS_CA`).
     pub fn start_tls(backend: Backend, certs: &crate::tls::Certs) -> Result<Private> {
-        Private::start_with(backend, Some(certs.clone()))
+        Private::start_with(backend, Some(certs.clone()), false)
     }
 
-    fn start_with(backend: Backend, certs: Option<crate::tls::Certs>) -> Result<Private> {
+    /// Like [`Private::start_tls`] (Redis and PostgreSQL), also taking
+    /// cleartext logins ([`Private::plain_url`]): the bench compares TLS
+    /// with cleartext on one server.
+    pub fn start_dual(backend: Backend, certs: &crate::tls::Certs) -> Result<Private> {
+        Private::start_with(backend, Some(certs.clone()), true)
+    }
+
+    fn start_with(
+        backend: Backend,
+        certs: Option<crate::tls::Certs>,
+        dual: bool,
+    ) -> Result<Private> {
         let label = if certs.is_some() { "tls" } else { "faults" };
         let dir = temp_dir(&format!("{label}-{}", backend.name()))?;
         let port = free_port()?;
@@ -430,7 +492,11 @@ impl Private {
                 let bin = which("redis-server").context("redis-server not found")?;
                 (
                     format!("redis://127.0.0.1:{port}/"),
-                    format!("{} (appendonly, fsync always)", bin.display()),
+                    if certs.is_some() {
+                        format!("{} (no persistence)", bin.display())
+                    } else {
+                        format!("{} (appendonly, fsync always)", bin.display())
+                    },
                     None,
                 )
             }
@@ -503,6 +569,7 @@ impl Private {
                 bail!("start_tls takes the plain backend")
             }
         };
+        let mut plain = None;
         let (url, how, tls) = match certs {
             None => (url, how, None),
             Some(certs) => {
@@ -516,10 +583,22 @@ impl Private {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
                 if pg.is_some() {
-                    // TLS only: no cleartext connection is accepted.
+                    // TLS only: no cleartext connection is accepted (unless
+                    // `dual`, for the bench); the client-certificate role
+                    // logs in with its certificate and nothing else.
+                    let plain = if dual {
+                        "host all all 127.0.0.1/32 trust\n"
+                    } else {
+                        ""
+                    };
                     std::fs::write(
                         dir.join("data").join("pg_hba.conf"),
-                        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+                        format!(
+                            "local all all trust\n\
+                             hostssl all {} 127.0.0.1/32 cert\n\
+                             hostssl all all 127.0.0.1/32 trust\n{plain}",
+                            crate::tls::CLIENT_USER
+                        ),
                     )?;
                 }
                 if let Some((_, Some(u))) = &pg {
@@ -530,6 +609,16 @@ impl Private {
                     }
                 }
                 let ca = certs.ca.display().to_string();
+                if dual {
+                    plain = Some(match backend {
+                        Backend::Redis => {
+                            let p = free_port()?;
+                            (p, format!("redis://127.0.0.1:{p}/"))
+                        }
+                        Backend::Postgres => (port, format!("{url}?sslmode=disable")),
+                        _ => bail!("no cleartext beside TLS for {}", backend.name()),
+                    });
+                }
                 let url = match backend {
                     Backend::Redis => format!("rediss://127.0.0.1:{port}/"),
                     Backend::Postgres => {
@@ -539,8 +628,19 @@ impl Private {
                     Backend::Mongo => format!("{url}?tls=true&tlsCAFile={ca}"),
                     _ => bail!("no TLS server for {}", backend.name()),
                 };
-                let tls = crate::tls::Certs { cert, key, ..certs };
-                (url, format!("{how}, TLS only"), Some(tls))
+                let ca = dir.join("ca.pem");
+                let tls = crate::tls::Certs {
+                    cert,
+                    key,
+                    ca,
+                    ..certs
+                };
+                let only = if dual {
+                    "TLS and cleartext"
+                } else {
+                    "TLS only"
+                };
+                (url, format!("{how}, {only}"), Some(tls))
             }
         };
         let mut p = Private {
@@ -553,6 +653,7 @@ impl Private {
             pg,
             running: false,
             tls,
+            plain,
         };
         p.resume()?;
         Ok(p)
@@ -561,6 +662,11 @@ impl Private {
     /// The URL of the server.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The cleartext URL of a server started with [`Private::start_dual`].
+    pub fn plain_url(&self) -> Option<&str> {
+        self.plain.as_ref().map(|(_, u)| u.as_str())
     }
 
     /// What was started.
@@ -624,9 +730,10 @@ impl Private {
             );
             if let Some(tls) = &self.tls {
                 opts.push_str(&format!(
-                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
                     tls.cert.display(),
-                    tls.key.display()
+                    tls.key.display(),
+                    tls.ca.display()
                 ));
             }
             let ok = as_user(user.as_deref(), &bin.join("pg_ctl"))
@@ -654,10 +761,18 @@ impl Private {
             let mut cmd = match self.backend {
                 Backend::Redis => {
                     let mut c = Command::new("redis-server");
+                    let plain_port = self.plain.as_ref().map_or(0, |(p, _)| *p).to_string();
                     match &self.tls {
-                        None => c.args(["--port", &port]),
+                        None => c.args(["--port", &port]).args([
+                            "--appendonly",
+                            "yes",
+                            "--appendfsync",
+                            "always",
+                        ]),
+                        // No append-only file: the TLS servers' tests and
+                        // the bench want the connection's cost, not fsync's.
                         Some(tls) => c
-                            .args(["--port", "0", "--tls-port", &port])
+                            .args(["--port", &plain_port, "--tls-port", &port])
                             .arg("--tls-cert-file")
                             .arg(&tls.cert)
                             .arg("--tls-key-file")
@@ -667,7 +782,6 @@ impl Private {
                             .args(["--tls-auth-clients", "no"]),
                     };
                     c.args(["--bind", "127.0.0.1", "--save", ""])
-                        .args(["--appendonly", "yes", "--appendfsync", "always"])
                         .arg("--dir")
                         .arg(&self.dir);
                     c
@@ -726,6 +840,9 @@ impl Private {
                 .with_context(|| format!("starting the {} server", self.backend.name()))?;
             self.child = Some(child);
             self.running = true;
+        }
+        if let Some((port, _)) = &self.plain {
+            wait_for_port(*port, Duration::from_secs(60))?;
         }
         wait_for_port(self.port, Duration::from_secs(60))
     }

@@ -1,7 +1,8 @@
 //! Throw-away certificates for the TLS servers, made per run with the
 //! machine's `openssl`: a CA, a server certificate it signs for
 //! `IP:127.0.0.1` only (so `localhost` is a wrong host name), and a second,
-//! unrelated CA (an unknown issuer for the negative tests).
+//! unrelated CA (an unknown issuer for the negative tests), and a client
+//! certificate the CA signs for the PostgreSQL role [`CLIENT_USER`].
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,58 @@ pub struct Certs {
     pub key: PathBuf,
     /// A CA that signed nothing the servers use.
     pub other_ca: PathBuf,
+    /// A client certificate for [`CLIENT_USER`] (PEM), signed by `ca`.
+    pub client_cert: PathBuf,
+    /// Its key (PEM, unencrypted, mode 0600).
+    pub client_key: PathBuf,
+}
+
+/// The PostgreSQL role that logs in with the client certificate only (its
+/// common name; the TLS server's `pg_hba.conf` says `cert` for it).
+pub const CLIENT_USER: &str = "session_cert";
+
+/// Signs `name.csr` with the CA into `name.pem`, with the extensions `ext`.
+fn sign(dir: &Path, name: &str, ext: &str) -> Result<()> {
+    std::fs::write(dir.join(format!("{name}.ext")), ext)?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "7",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    )
+}
+
+/// A key and a certificate request for `cn` (`name.key`, `name.csr`).
+fn request(dir: &Path, name: &str, cn: &str) -> Result<()> {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ],
+    )
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
@@ -69,50 +122,31 @@ pub fn generate(dir: &Path) -> Result<Certs> {
     let dir = &dir.canonicalize()?;
     self_signed_ca(dir, "ca", "session-test CA")?;
     self_signed_ca(dir, "other-ca", "some other CA")?;
-    openssl(
+    request(dir, "server", "127.0.0.1")?;
+    sign(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    )?;
-    std::fs::write(
-        dir.join("server.ext"),
+        "server",
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
          keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
     )?;
-    openssl(
+    request(dir, "client", CLIENT_USER)?;
+    sign(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "7",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
+        "client",
+        "basicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("client.key"),
+        std::fs::Permissions::from_mode(0o600),
     )?;
     Ok(Certs {
         ca: dir.join("ca.pem"),
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
         other_ca: dir.join("other-ca.pem"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
     })
 }
