@@ -35,7 +35,7 @@ enum Started {
     /// A Redis Cluster or Sentinel set-up (stops itself on drop).
     Group(#[allow(dead_code)] RedisGroup),
     /// A private server (a TLS one; stops itself on drop).
-    Private(#[allow(dead_code)] Private),
+    Private(#[allow(dead_code)] Box<Private>),
 }
 
 impl Drop for Started {
@@ -131,7 +131,7 @@ impl Servers {
         let certs = self.certs()?;
         let server = Private::start_tls(plain, &certs)?;
         let found = (server.url().to_owned(), format!("started {}", server.how()));
-        self.started.push(Started::Private(server));
+        self.started.push(Started::Private(Box::new(server)));
         if plain == Backend::Postgres {
             self.pg_client_cert = true;
         }
@@ -166,7 +166,7 @@ impl Servers {
             );
             self.found
                 .insert(plain_var, (plain_var.to_owned(), plain, how));
-            self.started.push(Started::Private(server));
+            self.started.push(Started::Private(Box::new(server)));
         }
         Ok(())
     }
