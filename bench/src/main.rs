@@ -6,7 +6,8 @@
 //! `MYSQL_URL`).
 //!
 //! Sections: `memory`, `middleware` (per-request cost without sockets),
-//! `store`, `http` (with the peers), `prune`. The
+//! `store`, `http` (with the peers), `prune`, `tls` (cleartext and TLS to
+//! the same server: connection setup and steady state). The
 //! report is printed and written to `target/bench/results.md`.
 
 mod cleanup;
@@ -21,6 +22,7 @@ mod report;
 mod server;
 mod stats;
 mod store_level;
+mod tls;
 
 use anyhow::{bail, Context, Result};
 use env::{Backend, Env};
@@ -37,7 +39,8 @@ const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--secti
 
   --quick            short windows (a smoke test: asserts nothing about speed)
   --backend NAME     memory | sqlite | redis | postgres | mongo | mysql (default: all)
-  --section NAME     memory | middleware | store | http | prune (default: all)
+  --section NAME     memory | middleware | store | http | prune | tls
+                     (default: all)
   --store-secs S     per contender and case at store level (default 1.0; quick 0.2)
   --http-secs S      measured seconds per HTTP contender (default 3; quick 0.5)
   --warmup-secs S    HTTP warm-up (default 1; quick 0.2)
@@ -53,6 +56,9 @@ const USAGE: &str = "usage: session-bench [--quick] [--backend NAME]... [--secti
                      ours | tower | express (default: all; handy under a
                      profiler)
   --out PATH         report file (default target/bench/results.md)";
+
+/// The report's sections, in the order they run.
+const SECTIONS: [&str; 6] = ["memory", "middleware", "store", "http", "prune", "tls"];
 
 struct Args {
     backends: Vec<Backend>,
@@ -97,7 +103,7 @@ fn parse_args() -> Result<Args> {
             "--backend" => a.backends.push(Backend::parse(value("--backend")?)?),
             "--section" => {
                 let s = value("--section")?;
-                if !["memory", "middleware", "store", "http", "prune"].contains(&s.as_str()) {
+                if !SECTIONS.contains(&s.as_str()) {
                     bail!("unknown section {s:?}");
                 }
                 a.sections.push(s.clone());
@@ -129,9 +135,7 @@ fn parse_args() -> Result<Args> {
         a.backends = Backend::ALL.to_vec();
     }
     if a.sections.is_empty() {
-        a.sections = ["memory", "middleware", "store", "http", "prune"]
-            .map(String::from)
-            .to_vec();
+        a.sections = SECTIONS.map(String::from).to_vec();
     }
     Ok(a)
 }
@@ -311,6 +315,11 @@ async fn run(
     } else {
         Vec::new()
     };
+    let tls = if has("tls") {
+        tls::run(&args.backends, &args.http, args.quick, &mut log).await
+    } else {
+        tls::Results::default()
+    };
     let header = format!(
         "## Benchmark results\n\n\
          - Command: `{}`{}\n\
@@ -344,6 +353,7 @@ async fn run(
         memory: &memory,
         middleware: &middleware,
         prune: &prune,
+        tls: &tls,
         log: &log,
     }
     .markdown();

@@ -15,6 +15,7 @@ pub struct Report<'a> {
     pub memory: &'a [MemRow],
     pub middleware: &'a [MwRow],
     pub prune: &'a [PruneRow],
+    pub tls: &'a crate::tls::Results,
     pub log: &'a [String],
 }
 
@@ -196,6 +197,7 @@ impl Report<'_> {
             }
             let _ = writeln!(out);
         }
+        self.tls.markdown(&mut out);
         if !self.log.is_empty() {
             let _ = writeln!(out, "### Notes from the run\n");
             for l in self.log {

@@ -286,3 +286,75 @@ async fn a_client_certificate_logs_in() -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// A PostgreSQL-shaped TLS listener on a free loopback port: it answers
+/// `S` to the TLS request, then presents a certificate for `IP:127.0.0.1`
+/// that expired in 2020, signed by a CA made here (its PEM file is
+/// returned). It needs no server from xtask.
+async fn expired_certificate_server(
+) -> Result<(tokio::task::JoinHandle<()>, u16, std::path::PathBuf)> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])?;
+    leaf.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key)?;
+    let ca_file = std::env::temp_dir().join(format!("expired-ca-{}.pem", SessionId::generate()));
+    std::fs::write(&ca_file, ca_cert.pem())?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 8];
+                if conn.read_exact(&mut request).await.is_ok() && conn.write_all(b"S").await.is_ok()
+                {
+                    // The client must abort the handshake.
+                    drop(acceptor.accept(conn).await);
+                }
+            });
+        }
+    });
+    Ok((task, port, ca_file))
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused() -> Result<()> {
+    let (server, port, ca) = expired_certificate_server().await?;
+    for mode in ["verify-full", "verify-ca"] {
+        let url = format!(
+            "postgres://postgres@127.0.0.1:{port}/postgres?sslmode={mode}&sslrootcert={}",
+            ca.display()
+        );
+        match connect(&url).await {
+            Err(Error::Config(msg)) => {
+                ensure!(msg.contains(&format!("sslmode={mode}")), "{msg}");
+                eprintln!("refused: {msg}");
+                ensure!(
+                    msg.to_lowercase().contains("expired"),
+                    "does not say expired: {msg}"
+                );
+            }
+            Err(other) => anyhow::bail!("expected a certificate error, got {other:?}"),
+            Ok(_) => anyhow::bail!("{mode}: connected to a server whose certificate expired"),
+        }
+    }
+    server.abort();
+    let _ = std::fs::remove_file(&ca);
+    Ok(())
+}

@@ -130,3 +130,62 @@ async fn a_bad_ca_file_is_a_clear_configuration_error() -> Result<()> {
     std::fs::remove_file(&garbage).context("removing the test file")?;
     Ok(())
 }
+
+/// A TLS listener on a free loopback port whose certificate, for
+/// `IP:127.0.0.1`, expired in 2020; signed by a CA made here, returned as
+/// PEM. It needs no server from xtask.
+async fn expired_certificate_server() -> Result<(tokio::task::JoinHandle<()>, u16, String)> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])?;
+    leaf.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key)?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let task = tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            // The client must abort the handshake.
+            tokio::spawn(async move { drop(acceptor.accept(conn).await) });
+        }
+    });
+    Ok((task, port, ca_cert.pem()))
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused() -> Result<()> {
+    let (server, port, ca) = expired_certificate_server().await?;
+    let result = builder(&format!("rediss://127.0.0.1:{port}/"))
+        .tls_ca_pem(ca)
+        .connect()
+        .await;
+    server.abort();
+    match result {
+        Err(Error::Config(msg)) => {
+            ensure!(msg.contains("certificate"), "unclear error: {msg}");
+            eprintln!("refused: {msg}");
+            ensure!(
+                msg.to_lowercase().contains("expired"),
+                "does not say expired: {msg}"
+            );
+            Ok(())
+        }
+        Err(other) => anyhow::bail!("expected a certificate error, got {other:?}"),
+        Ok(_) => anyhow::bail!("connected to a server whose certificate expired"),
+    }
+}
