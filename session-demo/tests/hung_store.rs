@@ -3,9 +3,9 @@
 //! passed, and serves the same session again once the store is back.
 //!
 //! PostgreSQL and MySQL with their session table locked by another client;
-//! Redis behind a proxy that stops forwarding. Servers from `DATABASE_URL`,
-//! `MYSQL_URL` and `REDIS_URL` (as `cargo xtask` sets them), else their
-//! usual local ports.
+//! Redis and MongoDB behind a proxy that stops forwarding. Servers from
+//! `DATABASE_URL`, `MYSQL_URL`, `REDIS_URL` and `MONGODB_URL` (as `cargo
+//! xtask` sets them), else their usual local ports (MongoDB: skipped).
 
 use anyhow::{ensure, Context, Result};
 use reqwest::header::{COOKIE, SET_COOKIE};
@@ -171,5 +171,28 @@ async fn redis_not_answering_answers_503_then_recovers() -> Result<()> {
     let hung = expect_503("redis", &base, &cookie).await;
     proxy.resume();
     let back = expect_same_session("redis", &base, &cookie).await;
+    hung.and(back)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_not_answering_answers_503_then_recovers() -> Result<()> {
+    // No usual port to fall back on: the MongoDB test server is one xtask
+    // starts (`cargo xtask conformance` sets `MONGODB_URL`).
+    let Some(server) = std::env::var("MONGODB_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("mongo: no MONGODB_URL (run `cargo xtask servers`); skipped");
+        return Ok(());
+    };
+    let proxy = Proxy::start("127.0.0.1:0", host_port(&server, 27017)?).await?;
+    let collection = unique("demo_hang");
+    let url = with_options(
+        &via(&server, proxy.addr),
+        &format!("directConnection=true&collection={collection}&operation_timeout=1"),
+    );
+    let base = serve(url).await?;
+    let cookie = new_session("mongo", &base).await?;
+    proxy.pause();
+    let hung = expect_503("mongo", &base, &cookie).await;
+    proxy.resume();
+    let back = expect_same_session("mongo", &base, &cookie).await;
     hung.and(back)
 }
