@@ -191,6 +191,16 @@ impl<S> std::fmt::Debug for SessionService<S> {
     }
 }
 
+/// The path the client asked for: axum's `OriginalUri` when a router
+/// nested this service (its own URI lost the prefix), else the request's.
+fn original_path<B>(req: &Request<B>) -> &str {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::OriginalUri(uri)) = req.extensions().get() {
+        return uri.path();
+    }
+    req.uri().path()
+}
+
 /// express-session's `issecure`: TLS, else (with `proxy = Some(true)`) the
 /// first `X-Forwarded-Proto` value.
 fn is_secure<B>(req: &Request<B>, proxy: Option<bool>) -> bool {
@@ -303,10 +313,24 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = &self.shared.config;
+        // express-session steps aside when `req.session` already exists: a
+        // second layer with the same cookie (two merged routers that each
+        // carry it, a layer on a router and on a route) leaves the request
+        // to the outer one, so one session is loaded, saved and sent.
+        if req
+            .extensions()
+            .get::<Session>()
+            .is_some_and(|outer| outer.inner.shared.config.name == config.name)
+        {
+            return Box::pin(inner.call(req));
+        }
         let via = Via {
             // express-session's "pathname mismatch": no cookie session outside
-            // the cookie path. The path does not gate header tokens.
-            cookie: config.transport.cookie() && req.uri().path().starts_with(config.path.as_str()),
+            // the cookie path, matched against the path the client asked for
+            // (`originalUrl`), not what a nesting router left of it. The
+            // path does not gate header tokens.
+            cookie: config.transport.cookie()
+                && original_path(&req).starts_with(config.path.as_str()),
             header: config.transport.header(),
         };
         if !via.cookie && !via.header {
