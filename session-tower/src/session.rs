@@ -170,6 +170,10 @@ struct Active {
     gone: bool,
     /// Per-session cookie settings changed.
     cookie_changed: bool,
+    /// The handler set the cookie's expiry itself (`set_expires`, or
+    /// `expires` changed in `update_cookie`): it is sent as set, not
+    /// recomputed from `originalMaxAge` at the end of the request.
+    expires_pinned: bool,
     /// Written to the store during this request already.
     written: bool,
     /// The stored version, with compare-and-set saves.
@@ -338,6 +342,7 @@ impl Handle {
             in_store: false,
             gone: false,
             cookie_changed: false,
+            expires_pinned: false,
             written: false,
             version: None,
         }
@@ -358,6 +363,7 @@ impl Handle {
             in_store: true,
             gone: false,
             cookie_changed: false,
+            expires_pinned: false,
             written: false,
             version,
         }
@@ -729,7 +735,9 @@ impl Handle {
         set_cookie |= a.cookie_changed || (!is_new && self.secret_index > 0);
         let allowed = self.answers_cookie() && self.cookie_allowed(&a.record.cookie);
 
-        apply_expiry(&mut a.record, now);
+        if !a.expires_pinned {
+            apply_expiry(&mut a.record, now);
+        }
         if should_save {
             if !a.in_store && !allowed && !self.answers_header() {
                 tracing::debug!("new session not stored: its secure cookie cannot be set");
@@ -975,6 +983,15 @@ impl Session {
         let a = self.inner.active(&mut st).await?;
         let mut meta = a.record.cookie.clone();
         change(&mut meta);
+        let expires_changed = meta.expires != a.record.cookie.expires;
+        if expires_changed && meta.original_max_age == a.record.cookie.original_max_age {
+            // express's `cookie.expires = date` setter: the lifetime left
+            // becomes `originalMaxAge` (null for a browser-session cookie).
+            let now = time::now().timestamp_millis();
+            meta.original_max_age = meta
+                .expires
+                .map(|at| at.timestamp_millis().saturating_sub(now));
+        }
         if meta
             .domain
             .as_deref()
@@ -987,7 +1004,24 @@ impl Session {
         }
         a.record.cookie = meta;
         a.cookie_changed = true;
+        a.expires_pinned |= expires_changed;
         Ok(())
+    }
+
+    /// Sets when this session's cookie expires, exactly
+    /// (`req.session.cookie.expires = date`); `None` makes it a
+    /// browser-session cookie. A date in the past makes the browser drop
+    /// the cookie. The session is saved and its cookie sent, with this
+    /// `Expires`, on this response.
+    ///
+    /// As with express, the time left becomes the session's
+    /// `originalMaxAge`: a later request that resets the expiry (`rolling`,
+    /// or a save) moves it to that request's time plus the same amount, and
+    /// so does Node sharing the store. For a deadline that never moves, use
+    /// [`set_expiry_policy`](Self::set_expiry_policy) with an absolute
+    /// lifetime.
+    pub async fn set_expires(&self, at: Option<Timestamp>) -> Result<(), SessionError> {
+        self.update_cookie(|c| c.expires = at).await
     }
 
     /// Replaces the session with a new one: a new id, empty data and the

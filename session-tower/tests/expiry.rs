@@ -393,3 +393,62 @@ fn policies_are_checked() {
         .build()
         .is_ok());
 }
+
+/// What the handler sets as the cookie's expiry is what the response and
+/// the store carry (express: `req.session.cookie.expires = date`), not
+/// now + max-age recomputed at the end of the request.
+#[tokio::test]
+async fn an_expiry_set_by_the_handler_sticks() {
+    let at = time::from_millis(4_102_444_800_000); // 2100-01-01T00:00:00Z
+    let app = base_routes()
+        .route(
+            "/until",
+            route(move |s: Session| async move {
+                s.insert("n", 1).await?;
+                s.set_expires(Some(at)).await?;
+                Ok::<_, SessionError>("ok")
+            }),
+        )
+        .route(
+            "/epoch",
+            route(|s: Session| async move {
+                s.update_cookie(|c| c.expires = Some(time::from_millis(0)))
+                    .await?;
+                Ok::<_, SessionError>("ok")
+            }),
+        )
+        .route(
+            "/browser-session",
+            route(|s: Session| async move {
+                s.update_cookie(|c| c.expires = None).await?;
+                Ok::<_, SessionError>("ok")
+            }),
+        );
+    let store = Counting::new();
+    let base = serve(app, store.clone(), config().max_age(DAY).build().unwrap()).await;
+
+    let until = get(&format!("{base}/until"), &[]).await;
+    let sc = until.set_cookie().unwrap().to_owned();
+    assert!(sc.contains("Expires=Fri, 01 Jan 2100 00:00:00 GMT"), "{sc}");
+    let id = until.sid();
+    let stored = store.peek(&id).await.unwrap();
+    assert_eq!(stored.cookie.expires, Some(at));
+    // originalMaxAge is the time that was left, as express's setter makes it.
+    let left = stored.cookie.original_max_age.unwrap();
+    let expected = at.timestamp_millis() - time::now().timestamp_millis();
+    assert!((expected - left).abs() < 60_000, "{left} vs {expected}");
+
+    let cookie = until.cookie();
+    let none = get_with_cookie(&format!("{base}/browser-session"), &cookie).await;
+    let sc = none.set_cookie().unwrap().to_owned();
+    assert!(!sc.contains("Expires=") && !sc.contains("Max-Age"), "{sc}");
+    let stored = store.peek(&id).await.unwrap();
+    assert_eq!(
+        (stored.cookie.expires, stored.cookie.original_max_age),
+        (None, None)
+    );
+
+    let epoch = get_with_cookie(&format!("{base}/epoch"), &cookie).await;
+    let sc = epoch.set_cookie().unwrap().to_owned();
+    assert!(sc.contains("Expires=Thu, 01 Jan 1970 00:00:00 GMT"), "{sc}");
+}
