@@ -195,7 +195,69 @@ enum Expiry {
     At(Timestamp),
 }
 
-type GenId = Arc<dyn Fn() -> SessionId + Send + Sync>;
+/// An id generator; it is given the request when one of the closures over
+/// the request is configured.
+type GenId = Arc<dyn Fn(Option<&RequestHead>) -> SessionId + Send + Sync>;
+/// [`SessionConfigBuilder::cookie_with`]'s closure.
+type CookieFn = Arc<dyn Fn(&RequestHead, &mut CookieMeta) + Send + Sync>;
+
+/// What the closures over the request ([`SessionConfigBuilder::genid_with`],
+/// [`SessionConfigBuilder::cookie_with`]) see of it: express-session's `req`
+/// for its `genid(req)` and `cookie(req)` options. Built only when one of
+/// them is configured.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub(crate) method: http::Method,
+    pub(crate) uri: http::Uri,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) secure: bool,
+}
+
+impl RequestHead {
+    /// The request method.
+    pub fn method(&self) -> &http::Method {
+        &self.method
+    }
+
+    /// The URI the client asked for (under axum's `Router::nest`, the
+    /// original one, with the prefix).
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &http::HeaderMap {
+        &self.headers
+    }
+
+    /// The host the client asked for: the `Host` header, else the URI's
+    /// authority (HTTP/2), without the port.
+    pub fn host(&self) -> Option<&str> {
+        let host = self
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| self.uri.authority().map(|a| a.as_str()))?;
+        // `[::1]:8080` keeps its brackets; `example.com:8080` loses the port.
+        Some(match host.rsplit_once(':') {
+            Some((h, port))
+                if !h.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && !port.is_empty()
+                    && (!h.contains(':') || h.ends_with(']')) =>
+            {
+                h
+            }
+            _ => host,
+        })
+    }
+
+    /// Whether the request is secure (TLS, or a trusted `X-Forwarded-Proto`
+    /// with [`proxy`](SessionConfigBuilder::proxy)).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+}
 
 /// The session middleware's configuration. Build it with
 /// [`SessionConfig::builder`]; every value is checked once, in
@@ -218,6 +280,10 @@ pub struct SessionConfig {
     pub(crate) unset: UnsetPolicy,
     pub(crate) proxy: Option<bool>,
     genid: GenId,
+    /// Per-request cookie settings for new sessions.
+    pub(crate) cookie_fn: Option<CookieFn>,
+    /// A closure needs the request ([`RequestHead`]).
+    pub(crate) per_request: bool,
     pub(crate) store_default_ttl: Duration,
     pub(crate) touch_after: Option<Duration>,
     pub(crate) error_status: StatusCode,
@@ -265,6 +331,7 @@ impl fmt::Debug for SessionConfig {
             .field("expiry_policy", &self.expiry_policy)
             .field("track_client", &self.track_client)
             .field("on_event", &self.on_event.as_ref().map(|_| "set"))
+            .field("cookie_with", &self.cookie_fn.as_ref().map(|_| "set"))
             .finish_non_exhaustive()
     }
 }
@@ -295,6 +362,8 @@ impl SessionConfig {
             unset: UnsetPolicy::Keep,
             proxy: None,
             genid: None,
+            genid_per_request: false,
+            cookie_fn: None,
             store_default_ttl: DEFAULT_TTL,
             touch_after: None,
             error_status: StatusCode::SERVICE_UNAVAILABLE,
@@ -325,8 +394,32 @@ impl SessionConfig {
         &self.path
     }
 
-    pub(crate) fn generate_id(&self) -> SessionId {
-        (self.genid)()
+    pub(crate) fn generate_id(&self, head: Option<&RequestHead>) -> SessionId {
+        (self.genid)(head)
+    }
+
+    /// The cookie of a session created by this request: the configured one,
+    /// changed by [`cookie_with`](SessionConfigBuilder::cookie_with)'s
+    /// closure. A domain or path from the closure that could inject cookie
+    /// attributes is logged and the configured value kept.
+    pub(crate) fn request_cookie(&self, now: Timestamp, head: &RequestHead) -> CookieMeta {
+        let mut c = self.new_cookie(now, head.secure);
+        if let Some(f) = &self.cookie_fn {
+            let configured = c.clone();
+            f(head, &mut c);
+            if c.domain
+                .as_deref()
+                .is_some_and(|d| !cookie::valid_domain(d))
+            {
+                tracing::error!("cookie_with: invalid cookie domain ignored");
+                c.domain = configured.domain;
+            }
+            if c.path.as_deref().is_some_and(|p| !cookie::valid_path(p)) {
+                tracing::error!("cookie_with: invalid cookie path ignored");
+                c.path = configured.path;
+            }
+        }
+        c
     }
 
     /// The cookie metadata of a new session (express-session's `new Cookie(options)`).
@@ -383,6 +476,8 @@ pub struct SessionConfigBuilder {
     unset: UnsetPolicy,
     proxy: Option<bool>,
     genid: Option<GenId>,
+    genid_per_request: bool,
+    cookie_fn: Option<CookieFn>,
     store_default_ttl: Duration,
     touch_after: Option<Duration>,
     error_status: StatusCode,
@@ -575,7 +670,69 @@ impl SessionConfigBuilder {
     ///
     /// Security: ids are bearer credentials; keep at least 128 random bits.
     pub fn genid(mut self, genid: impl Fn() -> SessionId + Send + Sync + 'static) -> Self {
-        self.genid = Some(Arc::new(genid));
+        self.genid = Some(Arc::new(move |_| genid()));
+        self.genid_per_request = false;
+        self
+    }
+
+    /// Like [`genid`](Self::genid), given the request (express-session's
+    /// `genid(req)`): e.g. an id that carries the tenant of the host.
+    ///
+    /// ```
+    /// # use session_tower::{SessionConfig, SessionId};
+    /// let config = SessionConfig::builder()
+    ///     .secret("a secret of at least thirty-two bytes!!")
+    ///     .genid_with(|req| {
+    ///         let tenant = req.host().and_then(|h| h.split('.').next()).unwrap_or("www");
+    ///         let id = format!("{tenant}-{}", SessionId::generate().as_str());
+    ///         SessionId::parse(&id).unwrap_or_else(|_| SessionId::generate())
+    ///     })
+    ///     .build();
+    /// # assert!(config.is_ok());
+    /// ```
+    pub fn genid_with(
+        mut self,
+        genid: impl Fn(&RequestHead) -> SessionId + Send + Sync + 'static,
+    ) -> Self {
+        self.genid = Some(Arc::new(move |head| match head {
+            Some(head) => genid(head),
+            None => SessionId::generate(),
+        }));
+        self.genid_per_request = true;
+        self
+    }
+
+    /// Cookie settings that depend on the request (express-session's
+    /// `cookie` given as a function of `req`): the closure gets the
+    /// configured cookie of a new session and changes what it needs, e.g.
+    /// the domain of the host asked for, a tenant's path, `secure` on some
+    /// routes. It runs once per request, before the session is read: a
+    /// request outside the resulting path gets no session, as outside the
+    /// configured one. Sessions loaded from the store keep the cookie they
+    /// were created with (as with express). A domain or path that could
+    /// inject attributes is logged and the configured one kept.
+    ///
+    /// ```
+    /// # use session_tower::SessionConfig;
+    /// let config = SessionConfig::builder()
+    ///     .secret("a secret of at least thirty-two bytes!!")
+    ///     .cookie_with(|req, cookie| {
+    ///         if let Some(host) = req.host() {
+    ///             cookie.domain = Some(host.to_owned());
+    ///         }
+    ///         if req.uri().path().starts_with("/admin") {
+    ///             cookie.path = Some("/admin".to_owned());
+    ///             cookie.secure = Some(true);
+    ///         }
+    ///     })
+    ///     .build();
+    /// # assert!(config.is_ok());
+    /// ```
+    pub fn cookie_with(
+        mut self,
+        cookie: impl Fn(&RequestHead, &mut CookieMeta) + Send + Sync + 'static,
+    ) -> Self {
+        self.cookie_fn = Some(Arc::new(cookie));
         self
     }
 
@@ -868,7 +1025,11 @@ impl SessionConfigBuilder {
             rolling: self.rolling,
             unset: self.unset,
             proxy: self.proxy,
-            genid: self.genid.unwrap_or_else(|| Arc::new(SessionId::generate)),
+            per_request: self.genid_per_request || self.cookie_fn.is_some(),
+            cookie_fn: self.cookie_fn,
+            genid: self
+                .genid
+                .unwrap_or_else(|| Arc::new(|_| SessionId::generate())),
             store_default_ttl: self.store_default_ttl,
             touch_after: self.touch_after,
             error_status: self.error_status,

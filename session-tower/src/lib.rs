@@ -12,8 +12,8 @@ mod service;
 mod session;
 
 pub use config::{
-    ExpiryPolicy, SameSitePolicy, SecurePolicy, SessionConfig, SessionConfigBuilder, TokenHeader,
-    Transport, UnsetPolicy, DEFAULT_MAX_SESSION_SIZE, DEFAULT_TOKEN_RESPONSE_HEADER,
+    ExpiryPolicy, RequestHead, SameSitePolicy, SecurePolicy, SessionConfig, SessionConfigBuilder,
+    TokenHeader, Transport, UnsetPolicy, DEFAULT_MAX_SESSION_SIZE, DEFAULT_TOKEN_RESPONSE_HEADER,
     MIN_MAX_SESSION_SIZE,
 };
 pub use error::{MissingSession, SessionError};

@@ -1,6 +1,6 @@
 //! The tower `Layer` and `Service`, and the axum extractor.
 
-use crate::config::SessionConfig;
+use crate::config::{RequestHead, SessionConfig};
 use crate::cookie::{self, SessionCookie};
 use crate::error::{decorate, opaque_parts, MissingSession};
 use crate::session::{Client, Handle, Session, Source, State, Via};
@@ -8,7 +8,7 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::header::SET_COOKIE;
 use http::uri::Scheme;
 use http::{request::Parts, Request, Response};
-use session_core::{SessionId, Store, Verified};
+use session_core::{time, SessionId, Store, Verified};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -191,14 +191,14 @@ impl<S> std::fmt::Debug for SessionService<S> {
     }
 }
 
-/// The path the client asked for: axum's `OriginalUri` when a router
+/// The URI the client asked for: axum's `OriginalUri` when a router
 /// nested this service (its own URI lost the prefix), else the request's.
-fn original_path<B>(req: &Request<B>) -> &str {
+fn original_uri<B>(req: &Request<B>) -> &http::Uri {
     #[cfg(feature = "axum")]
     if let Some(axum::extract::OriginalUri(uri)) = req.extensions().get() {
-        return uri.path();
+        return uri;
     }
-    req.uri().path()
+    req.uri()
 }
 
 /// express-session's `issecure`: TLS, else (with `proxy = Some(true)`) the
@@ -261,7 +261,13 @@ impl Shared {
         (None, None, None)
     }
 
-    fn handle<B>(self: &Arc<Self>, req: &Request<B>, via: Via) -> Handle {
+    fn handle<B>(
+        self: &Arc<Self>,
+        req: &Request<B>,
+        via: Via,
+        head: Option<Arc<RequestHead>>,
+        cookie_template: Option<session_core::CookieMeta>,
+    ) -> Handle {
         let (verified, source, signed_cookie) = self.credential(req, via);
         let (cookie_id, secret_index) = match verified {
             Some(v) => (Some(v.id), v.secret_index),
@@ -276,6 +282,8 @@ impl Shared {
             source,
             via,
             request_secure: is_secure(req, self.config.proxy),
+            head,
+            cookie_template,
             client: self
                 .config
                 .track_client
@@ -324,19 +332,36 @@ where
         {
             return Box::pin(inner.call(req));
         }
+        // The request as the closures over it see it, and the cookie of a
+        // session it would create, only when such closures are configured.
+        let head = config.per_request.then(|| {
+            Arc::new(RequestHead {
+                method: req.method().clone(),
+                uri: original_uri(&req).clone(),
+                headers: req.headers().clone(),
+                secure: is_secure(&req, config.proxy),
+            })
+        });
+        let template = match (&head, &config.cookie_fn) {
+            (Some(h), Some(_)) => Some(config.request_cookie(time::now(), h)),
+            _ => None,
+        };
+        let cookie_path = template
+            .as_ref()
+            .and_then(|c| c.path.as_deref())
+            .unwrap_or(config.path.as_str());
         let via = Via {
             // express-session's "pathname mismatch": no cookie session outside
             // the cookie path, matched against the path the client asked for
             // (`originalUrl`), not what a nesting router left of it. The
             // path does not gate header tokens.
-            cookie: config.transport.cookie()
-                && original_path(&req).starts_with(config.path.as_str()),
+            cookie: config.transport.cookie() && original_uri(&req).path().starts_with(cookie_path),
             header: config.transport.header(),
         };
         if !via.cookie && !via.header {
             return Box::pin(inner.call(req));
         }
-        let handle = Arc::new(self.shared.handle(&req, via));
+        let handle = Arc::new(self.shared.handle(&req, via, head, template));
         req.extensions_mut().insert(Session {
             inner: handle.clone(),
         });

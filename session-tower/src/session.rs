@@ -105,6 +105,10 @@ pub(crate) struct Handle {
     pub(crate) client: Option<Client>,
     /// Whether the request is secure (TLS, or a trusted X-Forwarded-Proto).
     pub(crate) request_secure: bool,
+    /// The request, for `genid_with` and `cookie_with`.
+    pub(crate) head: Option<Arc<crate::config::RequestHead>>,
+    /// The cookie of a session this request creates, from `cookie_with`.
+    pub(crate) cookie_template: Option<CookieMeta>,
     pub(crate) state: Mutex<State>,
 }
 
@@ -325,9 +329,9 @@ impl Handle {
     }
 
     fn generate(&self, now: Timestamp) -> Active {
-        let id = self.shared.config.generate_id();
+        let id = self.shared.config.generate_id(self.head.as_deref());
         let mut record = Record::new(id);
-        record.cookie = self.shared.config.new_cookie(now, self.request_secure);
+        record.cookie = self.new_cookie(now);
         if let Some(meta) = self.new_meta(now) {
             write_meta(&mut record, &meta);
             apply_expiry(&mut record, now);
@@ -497,7 +501,7 @@ impl Handle {
                     tracing::warn!(
                         "generated session id already exists in the store; generating another"
                     );
-                    a.record.id = self.shared.config.generate_id();
+                    a.record.id = self.shared.config.generate_id(self.head.as_deref());
                 }
                 Err(e) => return Err(self.store_err("create", e)),
             }
@@ -613,6 +617,14 @@ impl Handle {
         self.via.header && self.source != Some(Source::Cookie)
     }
 
+    /// The cookie of a session created by this request.
+    fn new_cookie(&self, now: Timestamp) -> CookieMeta {
+        match &self.cookie_template {
+            Some(c) => c.clone(),
+            None => self.shared.config.new_cookie(now, self.request_secure),
+        }
+    }
+
     fn cookie_allowed(&self, meta: &CookieMeta) -> bool {
         let allowed = meta.secure != Some(true) || self.request_secure;
         if !allowed {
@@ -629,10 +641,7 @@ impl Handle {
         let meta = match meta {
             Some(m) => m,
             None => {
-                configured = self
-                    .shared
-                    .config
-                    .new_cookie(time::now(), self.request_secure);
+                configured = self.new_cookie(time::now());
                 &configured
             }
         };
