@@ -108,6 +108,8 @@ pub fn decode_component(value: &str) -> Cow<'_, str> {
 #[derive(Clone)]
 pub struct Secret {
     key: HmacSha256,
+    /// Shorter than [`MIN_SECRET_LEN`]: accepted to verify cookies only.
+    verify_only: bool,
 }
 
 impl Secret {
@@ -125,7 +127,34 @@ impl Secret {
             ));
         }
         let key = keyed(bytes).ok_or(Error::Config("secret rejected by HMAC".into()))?;
-        Ok(Secret { key })
+        Ok(Secret {
+            key,
+            verify_only: false,
+        })
+    }
+
+    /// A secret of any non-empty length, to verify cookies only: an older
+    /// (often short, like express-session's `keyboard cat`) secret of a
+    /// Node service, kept after a longer one so the sessions it signed
+    /// survive the move. [`Signer::new`] refuses it as the signing secret.
+    /// Retire it once every cookie it signed has been re-sent with the new
+    /// secret or has expired (the longest cookie lifetime after the switch).
+    pub fn verify_only(secret: impl AsRef<[u8]>) -> Result<Self, Error> {
+        let bytes = secret.as_ref();
+        if bytes.is_empty() {
+            return Err(Error::Config("session secret is empty".into()));
+        }
+        let key = keyed(bytes).ok_or(Error::Config("secret rejected by HMAC".into()))?;
+        Ok(Secret {
+            key,
+            verify_only: bytes.len() < MIN_SECRET_LEN,
+        })
+    }
+
+    /// Whether this secret may only verify (it is shorter than
+    /// [`MIN_SECRET_LEN`]).
+    pub fn is_verify_only(&self) -> bool {
+        self.verify_only
     }
 }
 
@@ -154,10 +183,18 @@ impl Signer {
     /// Builds a signer; at least one secret is required.
     pub fn new(secrets: impl IntoIterator<Item = Secret>) -> Result<Self, Error> {
         let secrets: Vec<Secret> = secrets.into_iter().collect();
-        if secrets.is_empty() {
-            return Err(Error::Config(
-                "at least one session secret is required".into(),
-            ));
+        match secrets.first() {
+            None => {
+                return Err(Error::Config(
+                    "at least one session secret is required".into(),
+                ))
+            }
+            Some(first) if first.verify_only => {
+                return Err(Error::Config(
+                    format!("the signing (first) session secret must be at least {MIN_SECRET_LEN} bytes; shorter ones may only follow it, to verify").into(),
+                ))
+            }
+            Some(_) => {}
         }
         Ok(Signer { secrets })
     }
@@ -238,6 +275,13 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused() {
+        let short = Secret::verify_only("keyboard cat").expect("verify-only");
+        assert!(short.is_verify_only());
+        assert!(
+            Signer::new([short.clone()]).is_err(),
+            "a short secret cannot sign"
+        );
+        assert!(Secret::verify_only("").is_err());
         let err = Secret::new("keyboard cat").expect_err("too short");
         assert!(err.to_string().contains("12 bytes"), "{err}");
         assert!(Signer::new(Vec::new()).is_err());

@@ -21,7 +21,7 @@
 //! |---|---|---|
 //! | `SESSION_STORE_URL` | any URL `session_stores::connect` takes; SQL stores keep the per-user index with `principal_index=true` | [`DEFAULT_STORE_URL`] (in the working directory) |
 //! | `SESSION_ENCRYPTION_KEYS` | encrypt sessions at rest: comma-separated base64 32-byte keys, the first seals | unset (no encryption) |
-//! | `SESSION_SECRET` | signing secret(s), comma-separated, ≥ 32 bytes each; the first signs | generated once into `.session-secret` (mode 0600) |
+//! | `SESSION_SECRET` | signing secret(s), comma-separated; the first signs (≥ 32 bytes), the others only verify (a Node service's shorter secret may follow) | generated once into `.session-secret` (mode 0600) |
 //! | `SESSION_SECRET_FILE` | where a generated secret is kept | `.session-secret` |
 //! | `HOST`, `PORT` | where to listen | `127.0.0.1`, `3000` |
 //! | `TRUST_PROXY` | trust `X-Forwarded-Proto` (`true`/`false`) | unset |

@@ -280,6 +280,8 @@ pub struct SessionConfig {
     pub(crate) unset: UnsetPolicy,
     pub(crate) proxy: Option<bool>,
     genid: GenId,
+    /// Re-sign old-secret cookies on every response that finds the session.
+    pub(crate) resign_old_cookies: bool,
     /// Per-request cookie settings for new sessions.
     pub(crate) cookie_fn: Option<CookieFn>,
     /// A closure needs the request ([`RequestHead`]).
@@ -320,6 +322,7 @@ impl fmt::Debug for SessionConfig {
             .field("resave", &self.resave)
             .field("save_uninitialized", &self.save_uninitialized)
             .field("rolling", &self.rolling)
+            .field("resign_old_cookies", &self.resign_old_cookies)
             .field("unset", &self.unset)
             .field("proxy", &self.proxy)
             .field("store_default_ttl", &self.store_default_ttl)
@@ -362,6 +365,7 @@ impl SessionConfig {
             unset: UnsetPolicy::Keep,
             proxy: None,
             genid: None,
+            resign_old_cookies: false,
             genid_per_request: false,
             cookie_fn: None,
             store_default_ttl: DEFAULT_TTL,
@@ -476,6 +480,7 @@ pub struct SessionConfigBuilder {
     unset: UnsetPolicy,
     proxy: Option<bool>,
     genid: Option<GenId>,
+    resign_old_cookies: bool,
     genid_per_request: bool,
     cookie_fn: Option<CookieFn>,
     store_default_ttl: Duration,
@@ -528,20 +533,55 @@ impl SessionConfigBuilder {
     }
 
     /// Several secrets for rotation: the first signs, every one verifies.
+    /// Replaces any secret set before.
+    ///
+    /// The first must be at least 32 bytes. The others may be shorter (a
+    /// Node service's `keyboard cat`): they only verify, with a warning in
+    /// the log at start-up. Give Rust `[long, short]` and Node
+    /// `[long, short]`; once every cookie signed with the short one has been
+    /// re-sent or has expired (the cookie lifetime after the switch), drop it.
+    ///
     /// A cookie signed with an older secret is re-signed with the first one
-    /// on the next response that finds its session. Replaces any secret set before.
+    /// when its cookie is sent anyway (`rolling`, a changed expiry or
+    /// cookie), as express-session does; see
+    /// [`resign_old_cookies`](Self::resign_old_cookies) to re-sign on every
+    /// response instead.
     pub fn secrets<I>(mut self, secrets: I) -> Self
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
         self.secrets.clear();
-        for s in secrets {
-            match Secret::new(s) {
-                Ok(s) => self.secrets.push(s),
+        for (i, s) in secrets.into_iter().enumerate() {
+            let secret = if i == 0 {
+                Secret::new(s)
+            } else {
+                Secret::verify_only(s)
+            };
+            match secret {
+                Ok(s) => {
+                    if s.is_verify_only() {
+                        tracing::warn!(
+                            position = i,
+                            "a session secret shorter than 32 bytes only verifies cookies; retire it once the cookies it signed have expired"
+                        );
+                    }
+                    self.secrets.push(s)
+                }
                 Err(e) => self.fail(e),
             }
         }
+        self
+    }
+
+    /// Re-sign a cookie that an older secret verified on every response
+    /// that finds its session, even one that would send no cookie (default
+    /// `false`, as express-session). Off, a rotation rolled out to Rust
+    /// before Node (Rust `[new, old]`, Node still `[old]`) does not hand
+    /// Node cookies it cannot verify on read-only requests; on, the old
+    /// secret can be retired sooner. Header tokens are always re-issued.
+    pub fn resign_old_cookies(mut self, on: bool) -> Self {
+        self.resign_old_cookies = on;
         self
     }
 
@@ -1026,6 +1066,7 @@ impl SessionConfigBuilder {
             unset: self.unset,
             proxy: self.proxy,
             per_request: self.genid_per_request || self.cookie_fn.is_some(),
+            resign_old_cookies: self.resign_old_cookies,
             cookie_fn: self.cookie_fn,
             genid: self
                 .genid

@@ -617,6 +617,13 @@ impl Handle {
         self.via.header && self.source != Some(Source::Cookie)
     }
 
+    /// This response re-signs what an older secret verified: header
+    /// tokens always, cookies with `resign_old_cookies`.
+    fn resigns(&self) -> bool {
+        self.secret_index > 0
+            && (self.shared.config.resign_old_cookies || self.source == Some(Source::Header))
+    }
+
     /// The cookie of a session created by this request.
     fn new_cookie(&self, now: Timestamp) -> CookieMeta {
         match &self.cookie_template {
@@ -702,7 +709,7 @@ impl Handle {
             };
             let needs_record = config.rolling
                 || config.resave
-                || self.secret_index > 0
+                || self.resigns()
                 || guard.force_touch
                 || !self.throttled(&id);
             if !needs_record {
@@ -741,7 +748,8 @@ impl Handle {
         } else {
             config.rolling || (a.record.cookie.expires.is_some() && modified)
         };
-        set_cookie |= a.cookie_changed || (!is_new && self.secret_index > 0);
+        set_cookie |=
+            a.cookie_changed || (!is_new && self.secret_index > 0 && config.resign_old_cookies);
         let allowed = self.answers_cookie() && self.cookie_allowed(&a.record.cookie);
 
         if !a.expires_pinned {

@@ -32,9 +32,18 @@ fn defaults_are_the_secure_ones() {
 fn secrets_are_required_and_long() {
     refused(SessionConfig::builder(), "no secret");
     refused(SessionConfig::builder().secret("keyboard cat"), "short");
+    // A short secret may follow a long one, to verify only; never sign.
+    assert!(SessionConfig::builder()
+        .secrets([SECRET, "keyboard cat"])
+        .build()
+        .is_ok());
     refused(
-        SessionConfig::builder().secrets([SECRET, "short"]),
-        "one short among several",
+        SessionConfig::builder().secrets(["keyboard cat", SECRET]),
+        "a short signing secret",
+    );
+    refused(
+        SessionConfig::builder().secrets([SECRET, ""]),
+        "an empty secret",
     );
     refused(
         SessionConfig::builder().secrets(Vec::<&str>::new()),

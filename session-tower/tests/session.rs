@@ -477,8 +477,12 @@ async fn missing_layer_is_a_500_from_the_extractor() {
     assert_eq!(r.status, 500);
 }
 
+/// A rotation rolled out to Rust first (Rust `[new, old]`, Node still on
+/// `[old]`): as express-session, a read-only response sends no cookie, so
+/// Node keeps the cookie it can verify; a response that sends the cookie
+/// anyway signs it with the new secret.
 #[tokio::test]
-async fn secret_rotation_verifies_old_cookies_and_re_signs_them() {
+async fn secret_rotation_verifies_old_cookies_and_re_signs_only_cookies_sent_anyway() {
     let store = Counting::new();
     let old_base = app(&store, SessionConfigForTest::old()).await;
     let r = get(&format!("{old_base}/inc"), &[]).await;
@@ -494,13 +498,41 @@ async fn secret_rotation_verifies_old_cookies_and_re_signs_them() {
     store.reset();
     let r = get_with_cookie(&format!("{base}/read"), &old_cookie).await;
     assert_eq!(r.body, "n=Some(1)");
+    assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
+    let r = get_with_cookie(&format!("{base}/none"), &old_cookie).await;
+    assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
+    // A cookie sent anyway (here: rolling) carries the new signature.
+    let rolling = app(
+        &store,
+        config()
+            .secrets([SECRET, OLD_SECRET])
+            .max_age(DAY)
+            .rolling(true)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let r = get_with_cookie(&format!("{rolling}/read"), &old_cookie).await;
     assert_eq!(r.sid(), id, "re-signed with the current secret");
+
+    // Eager re-signing, when asked for: on every response that finds it.
+    let eager = app(
+        &store,
+        config()
+            .secrets([SECRET, OLD_SECRET])
+            .resign_old_cookies(true)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let r = get_with_cookie(&format!("{eager}/read"), &old_cookie).await;
+    assert_eq!(r.sid(), id);
     assert_ne!(r.cookie(), old_cookie);
     // Once re-signed: no cookie on an unmodified request.
-    let r2 = get_with_cookie(&format!("{base}/read"), &r.cookie()).await;
+    let r2 = get_with_cookie(&format!("{eager}/read"), &r.cookie()).await;
     assert!(r2.set_cookies.is_empty());
     // Re-signing also works for a request that never used the session.
-    let r3 = get_with_cookie(&format!("{base}/none"), &old_cookie).await;
+    let r3 = get_with_cookie(&format!("{eager}/none"), &old_cookie).await;
     assert_eq!(r3.sid(), id);
 
     // Without the old secret, the old cookie is not even looked up.
@@ -509,6 +541,42 @@ async fn secret_rotation_verifies_old_cookies_and_re_signs_them() {
     let r = get_with_cookie(&format!("{new_only}/read"), &old_cookie).await;
     assert_eq!(r.body, "n=None");
     assert_eq!(store.counts().loads, 0);
+}
+
+/// express-session's README secret, `keyboard cat`: a Node service's short
+/// secret verifies its cookies in Rust when it follows a long one.
+#[tokio::test]
+async fn a_short_node_secret_verifies_after_a_long_one() {
+    let store = Counting::new();
+    let (_, id) = {
+        let base = app(&store, config().build().unwrap()).await;
+        start(&base, &store).await
+    };
+    // The same session as a Node service on `keyboard cat` would sign it.
+    let short =
+        session_core::Signer::new([session_core::Secret::verify_only("keyboard cat").unwrap()]);
+    assert!(short.is_err(), "a short secret never signs");
+    let node_value = {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"keyboard cat").unwrap();
+        mac.update(id.as_str().as_bytes());
+        let sig = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            mac.finalize().into_bytes(),
+        );
+        session_core::signing::encode_component(&format!("s:{}.{sig}", id.as_str()))
+    };
+    let base = app(
+        &store,
+        config().secrets([SECRET, "keyboard cat"]).build().unwrap(),
+    )
+    .await;
+    let r = get_with_cookie(
+        &format!("{base}/read"),
+        &format!("connect.sid={node_value}"),
+    )
+    .await;
+    assert_eq!(r.body, "n=Some(1)");
 }
 
 struct SessionConfigForTest;
