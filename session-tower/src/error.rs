@@ -20,6 +20,7 @@ enum Kind {
     Store(session_core::Error),
     Value(serde_json::Error),
     ReservedKey(&'static str),
+    ReservedByNode(&'static str),
     InvalidCookie(&'static str),
     TooLarge { size: usize, limit: usize },
     Conflict,
@@ -52,6 +53,10 @@ impl SessionError {
         } else {
             session_core::META_KEY
         }))
+    }
+
+    pub(crate) fn reserved_by_node(key: &'static str) -> Self {
+        Self::internal(Kind::ReservedByNode(key))
     }
 
     pub(crate) fn invalid_cookie(what: &'static str) -> Self {
@@ -113,6 +118,10 @@ impl fmt::Display for SessionError {
             Kind::Store(_) => f.write_str("session store failed"),
             Kind::Value(_) => f.write_str("session value could not be converted from or to JSON"),
             Kind::ReservedKey(key) => write!(f, "the session key {key:?} is reserved"),
+            Kind::ReservedByNode(key) => write!(
+                f,
+                "the session key {key:?} is reserved by express-session (a Node service sharing the store would drop it)"
+            ),
             Kind::InvalidCookie(what) => write!(f, "invalid session cookie setting: {what}"),
             Kind::TooLarge { size, limit } => write!(
                 f,

@@ -209,9 +209,38 @@ impl Active {
     }
 }
 
+/// Keys a Node service sharing the store can never keep: express-session's
+/// `Session` has them already (`id`, `req` and its methods) or inherits them
+/// from `Object.prototype`, so loading skips them and its next save drops
+/// them. [`Session::insert`] refuses them.
+pub const NODE_RESERVED_KEYS: [&str; 20] = [
+    "id",
+    "req",
+    "touch",
+    "resetMaxAge",
+    "save",
+    "reload",
+    "regenerate",
+    "destroy",
+    "constructor",
+    "__proto__",
+    "hasOwnProperty",
+    "isPrototypeOf",
+    "propertyIsEnumerable",
+    "toLocaleString",
+    "toString",
+    "valueOf",
+    "__defineGetter__",
+    "__defineSetter__",
+    "__lookupGetter__",
+    "__lookupSetter__",
+];
+
 fn reserved(key: &str) -> Result<(), SessionError> {
     if key == "cookie" || key == META_KEY {
         Err(SessionError::reserved_key(key))
+    } else if let Some(k) = NODE_RESERVED_KEYS.iter().find(|k| **k == key) {
+        Err(SessionError::reserved_by_node(k))
     } else {
         Ok(())
     }
@@ -833,7 +862,10 @@ impl Session {
     /// Stores `value` under `key` (any serde-serialisable value, stored as JSON).
     /// The keys `"cookie"` (the cookie metadata) and `"__meta"` (the session
     /// metadata: [`meta`](Self::meta)) are reserved: `insert` refuses both,
-    /// `get` and `remove` refuse `"__meta"`.
+    /// `get` and `remove` refuse `"__meta"`. `insert` also refuses the keys
+    /// express-session can never keep ([`NODE_RESERVED_KEYS`](crate::NODE_RESERVED_KEYS):
+    /// `id`, `req`, `save`, `constructor`, …), which a Node service sharing
+    /// the store would drop on its next save.
     ///
     /// A value that would make the session larger than
     /// [`max_session_size`](crate::SessionConfigBuilder::max_session_size)

@@ -1047,6 +1047,47 @@ async fn reserved_cookie_key_is_refused() {
     assert_eq!(get(&format!("{base}/k"), &[]).await.status, 500);
 }
 
+/// Keys express-session can never keep (its `Session`'s own and
+/// `Object.prototype`'s): refused with a clear error, nothing changes.
+#[tokio::test]
+async fn keys_express_session_reserves_are_refused() {
+    let store = Counting::new();
+    let router = Router::new().route(
+        "/k",
+        route(|s: Session| async move {
+            s.insert("n", 1).await?;
+            let mut out = Vec::new();
+            for key in session_tower::NODE_RESERVED_KEYS {
+                match s.insert(key, "lost in Node").await {
+                    Err(e) => {
+                        assert!(e.to_string().contains("express-session"), "{e}");
+                    }
+                    Ok(()) => out.push(key),
+                }
+            }
+            s.insert("identity", "kept").await?;
+            Ok::<_, SessionError>(format!("accepted {out:?}"))
+        }),
+    );
+    let base = serve(router, store.clone(), config().build().unwrap()).await;
+    let r = get(&format!("{base}/k"), &[]).await;
+    assert_eq!(r.body, "accepted []");
+    let stored = store.peek(&r.sid()).await.unwrap();
+    let keys: Vec<&String> = stored.data.keys().collect();
+    assert_eq!(keys, ["n", "identity"]);
+    for key in [
+        "id",
+        "req",
+        "save",
+        "touch",
+        "destroy",
+        "constructor",
+        "resetMaxAge",
+    ] {
+        assert!(session_tower::NODE_RESERVED_KEYS.contains(&key), "{key}");
+    }
+}
+
 #[tokio::test]
 async fn unset_keep_discards_changes_and_keeps_the_record() {
     let store = Counting::new();
