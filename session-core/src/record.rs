@@ -537,15 +537,31 @@ impl Record {
     /// Decodes exactly as [`Record::from_value`] does after parsing the
     /// text into a [`Value`], without building that intermediate value for
     /// the top-level object and `cookie` (loaded on every request).
+    ///
+    /// A lone UTF-16 surrogate escape (`"Zoë \ud83d"`, what JavaScript's
+    /// `str.slice()` can leave of an emoji and `JSON.stringify` writes) is
+    /// read as U+FFFD, the replacement character, as Node itself does when
+    /// it encodes such a string to UTF-8; saving the record writes U+FFFD.
     pub fn from_json(id: SessionId, json: &str) -> Result<Self> {
-        let mut de = serde_json::Deserializer::from_str(json);
-        Self::from_parsed(id, Stored::deserialize(&mut de), de.end())
+        Self::from_json_slice(id, json.as_bytes())
     }
 
     /// Like [`Record::from_json`], from bytes.
     pub fn from_json_slice(id: SessionId, json: &[u8]) -> Result<Self> {
         let mut de = serde_json::Deserializer::from_slice(json);
-        Self::from_parsed(id, Stored::deserialize(&mut de), de.end())
+        let first = Self::from_parsed(id.clone(), Stored::deserialize(&mut de), de.end());
+        match first {
+            Err(Error::Decode(_)) => match replace_lone_surrogates(json) {
+                Some(fixed) => {
+                    let mut de = serde_json::Deserializer::from_slice(&fixed);
+                    Self::from_parsed(id, Stored::deserialize(&mut de), de.end())
+                        // The record's own error, not the repaired text's.
+                        .or(first)
+                }
+                None => first,
+            },
+            other => other,
+        }
     }
 
     fn from_parsed(
@@ -626,8 +642,69 @@ impl Record {
     }
 }
 
+/// `json` with every `\uXXXX` escape of a lone UTF-16 surrogate replaced
+/// by `\ufffd`; `None` when it has none (valid surrogate pairs stay).
+fn replace_lone_surrogates(json: &[u8]) -> Option<Vec<u8>> {
+    fn unit(json: &[u8], at: usize) -> Option<u16> {
+        if json.get(at) != Some(&b'\\') || json.get(at + 1) != Some(&b'u') {
+            return None;
+        }
+        let hex = std::str::from_utf8(json.get(at + 2..at + 6)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    }
+    let is_high = |u: u16| (0xD800..0xDC00).contains(&u);
+    let is_low = |u: u16| (0xDC00..0xE000).contains(&u);
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] != b'\\' {
+            if let Some(o) = out.as_mut() {
+                o.push(json[i]);
+            }
+            i += 1;
+            continue;
+        }
+        let (len, lone) = match unit(json, i) {
+            Some(u) if is_high(u) => match unit(json, i + 6) {
+                Some(next) if is_low(next) => (12, false),
+                _ => (6, true),
+            },
+            Some(u) if is_low(u) => (6, true),
+            Some(_) => (6, false),
+            // `\\`, `\"`, …: two bytes, never the start of an escape.
+            None => (2.min(json.len() - i), false),
+        };
+        if lone {
+            out.get_or_insert_with(|| json[..i].to_vec())
+                .extend_from_slice(b"\\ufffd");
+        } else if let Some(o) = out.as_mut() {
+            o.extend_from_slice(&json[i..i + len]);
+        }
+        i += len;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lone_surrogates_written_by_node_are_read_as_the_replacement_character() {
+        // What JSON.stringify writes for "Zoë " + "😀".slice(0, 1), and a
+        // lone low surrogate, beside a valid pair and an escaped backslash.
+        let json = r#"{"cookie":{"originalMaxAge":null},"name":"Zo\u00eb \ud83d","low":"\uDE00x","pair":"\ud83d\ude00","path":"C:\\ud83d"}"#;
+        let r = Record::from_json(id(), json).expect("decodes");
+        assert_eq!(r.data["name"], "Zoë \u{fffd}");
+        assert_eq!(r.data["low"], "\u{fffd}x");
+        assert_eq!(r.data["pair"], "😀");
+        assert_eq!(r.data["path"], "C:\\ud83d");
+        // Written back as U+FFFD, which reads again.
+        let again = Record::from_json(r.id.clone(), &r.to_json().expect("encodes")).expect("re-decodes");
+        assert_eq!(again, r);
+        // Other bad JSON keeps its own error.
+        assert!(Record::from_json(id(), r#"{"cookie":{},"a":"\ud83d"#).is_err());
+        assert!(replace_lone_surrogates(br#"{"a":"\ud83d\ude00"}"#).is_none());
+    }
+
     use super::*;
 
     fn id() -> SessionId {
