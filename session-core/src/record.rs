@@ -698,7 +698,8 @@ mod tests {
         assert_eq!(r.data["pair"], "😀");
         assert_eq!(r.data["path"], "C:\\ud83d");
         // Written back as U+FFFD, which reads again.
-        let again = Record::from_json(r.id.clone(), &r.to_json().expect("encodes")).expect("re-decodes");
+        let again =
+            Record::from_json(r.id.clone(), &r.to_json().expect("encodes")).expect("re-decodes");
         assert_eq!(again, r);
         // Other bad JSON keeps its own error.
         assert!(Record::from_json(id(), r#"{"cookie":{},"a":"\ud83d"#).is_err());

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! `sess` holds the express-session JSON text exactly as written (a `json`
-//! column keeps the text, unlike `jsonb`). Schema and table names are
+//! column keeps the text, unlike `jsonb`). `expire` holds whole seconds
+//! rounded up, as connect-pg-simple writes it, so Node (which compares with
+//! the current second rounded up) keeps a row Rust wrote as long as its own. Schema and table names are
 //! options, always quoted as identifiers. The table is created by
 //! [`PostgresStore::create_schema`] (or on connect with
 //! [`PostgresStoreBuilder::create_schema`]): idempotent, and safe when
@@ -544,8 +546,17 @@ impl Shared {
         }
     }
 
+    /// The `expire` column's value: as connect-pg-simple writes it, whole
+    /// seconds rounded up (`to_timestamp(Math.ceil(ms / 1000))`), so Node,
+    /// which compares with the current second rounded up, keeps a row Rust
+    /// wrote exactly as long as one it wrote itself.
     fn expiry(&self, expires: Option<Timestamp>, now: Timestamp) -> Timestamp {
-        time::store_expiry(expires, self.default_ttl, now)
+        let ms = time::store_expiry(expires, self.default_ttl, now).timestamp_millis();
+        time::from_millis(
+            ms.div_euclid(1000)
+                .saturating_add(i64::from(ms.rem_euclid(1000) != 0))
+                .saturating_mul(1000),
+        )
     }
 
     /// The `principal` column's value for `record`, when the index is kept

@@ -449,6 +449,32 @@ async fn node_and_rust_agree(zone: &str) -> Result<()> {
         "{zone}: node pruned a live session"
     );
 
+    // A cookie expiring at a fraction of a second: the row holds what
+    // connect-pg-simple writes for it (whole seconds, rounded up), so Node
+    // keeps it through that last second as it keeps its own rows.
+    let mut frac = live_record(3600);
+    let at = time::from_millis((now_secs() + 30) * 1000 + 603);
+    frac.cookie.expires = Some(at);
+    store.create(&frac).await?;
+    let ceil = (at.timestamp_millis() + 999) / 1000;
+    let stored: Timestamp = sqlx::query_scalar(&format!(
+        "SELECT expire AT TIME ZONE $2 FROM {t} WHERE sid = $1"
+    ))
+    .bind(frac.id.as_str())
+    .bind(store.time_zone())
+    .fetch_one(store.pool())
+    .await?;
+    ensure!(
+        stored.timestamp_millis() == ceil * 1000,
+        "{zone}: stored {stored}, connect-pg-simple would store {ceil}"
+    );
+    ensure!(
+        node_get(&mut node, t, &frac.id, ceil).await?.is_some(),
+        "{zone}: node expires a Rust row early"
+    );
+    ensure!(store.touch(&frac.id, Some(at)).await? == WriteOutcome::Written);
+    ensure!(node_get(&mut node, t, &frac.id, ceil).await?.is_some());
+
     // Rust touches to ten minutes from now: Node agrees on that too.
     ensure!(store.touch(&r.id, Some(in_secs(600))).await? == WriteOutcome::Written);
     ensure!(node_get(&mut node, t, &r.id, now_secs()).await?.is_some());
@@ -494,7 +520,9 @@ async fn expiry_does_not_depend_on_the_pools_own_time_zone() -> Result<()> {
             .create_schema(true)
             .with_pool(pool)
             .await?;
-        let at = in_secs(3600);
+        // A whole second: the column holds seconds rounded up, as
+        // connect-pg-simple writes them.
+        let at = time::from_millis(in_secs(3600).timestamp() * 1000);
         let mut r = Record::new(SessionId::generate());
         r.cookie.expires = Some(at);
         store.create(&r).await?;
