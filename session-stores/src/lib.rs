@@ -30,6 +30,7 @@
 //! | `columns` | mysql | `session_id,expires,data` column names (express-mysql-session's `columnNames`) | those |
 //! | `collection` | mongo | collection name | `sessions` |
 //! | `database` | mongo | database name (else the URL's, else `test`) | URL's |
+//! | `stringify` | mongo | `false` writes `session` as an embedded document, as connect-mongo with `stringify: false` (both shapes are always read) | `true` |
 //! | `create_schema` | sqlite, postgres, mongo, mysql | create table / index on start | `true` |
 //! | `principal_index` | sqlite, postgres, mysql | keep the per-user session index (adds a `principal` column; off keeps the Node table as it is) | `false` |
 //! | `principal_index` | redis (all three) | keep the per-user session index (a SET per principal) | `true` |
@@ -686,6 +687,7 @@ const MONGO_OPTIONS: &[&str] = &[
     "ttl",
     "collection",
     "database",
+    "stringify",
     "create_schema",
     "connect_timeout",
     "operation_timeout",
@@ -889,9 +891,12 @@ async fn mongo(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let collection = u.take("collection");
     let database = u.take("database");
     let create = u.take_bool("create_schema", true)?;
+    let stringify = u.take_bool("stringify", true)?;
     let timeouts = u.take_timeouts()?;
     // Every other option is the driver's, which refuses unknown ones itself.
-    let mut b = store_mongo::MongoStore::builder(u.driver_url()).create_indexes(create);
+    let mut b = store_mongo::MongoStore::builder(u.driver_url())
+        .create_indexes(create)
+        .stringify(stringify);
     if let Some(ttl) = ttl {
         b = b.default_ttl(ttl);
     }

@@ -127,6 +127,12 @@ async fn server_urls_give_working_stores() -> anyhow::Result<()> {
             env("MONGODB_URL", "mongodb://127.0.0.1:27017"),
             &format!("collection=stores_{tag}"),
         ),
+        // connect-mongo's `stringify: false` shape (store-mongo's tests
+        // check the documents).
+        join(
+            env("MONGODB_URL", "mongodb://127.0.0.1:27017"),
+            &format!("collection=stores_s_{tag}&stringify=false"),
+        ),
     ];
     for url in &urls {
         let store = session_stores::connect(url).await?;

@@ -10,7 +10,9 @@
 //!
 //! `session` is the express-session JSON as a string (connect-mongo's
 //! default `stringify: true`); documents written with `stringify: false`
-//! (an embedded document) are read as well. `expires` is the cookie's
+//! (an embedded document) are read as well, and
+//! [`MongoStoreBuilder::stringify`]`(false)` (`?stringify=false`) writes
+//! that shape, for a Node service configured so. `expires` is the cookie's
 //! expiry, or now + the default TTL (one day) for a cookie without one.
 //!
 //! A TTL index `{expires: 1}` with `expireAfterSeconds: 0` lets MongoDB
@@ -123,6 +125,7 @@ pub struct MongoStoreBuilder {
     operation_timeout: Duration,
     max_pool_size: Option<u32>,
     create_indexes: bool,
+    stringify: bool,
     codec: Codec,
 }
 
@@ -137,6 +140,7 @@ impl fmt::Debug for MongoStoreBuilder {
             .field("operation_timeout", &self.operation_timeout)
             .field("max_pool_size", &self.max_pool_size)
             .field("create_indexes", &self.create_indexes)
+            .field("stringify", &self.stringify)
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +194,18 @@ impl MongoStoreBuilder {
     /// it off when the application's role may not create indexes.
     pub fn create_indexes(mut self, yes: bool) -> Self {
         self.create_indexes = yes;
+        self
+    }
+
+    /// How the `session` field is written (connect-mongo's `stringify`):
+    /// `true` (the default) the express-session JSON as a string; `false`
+    /// an embedded document, as connect-mongo with `stringify: false`
+    /// writes it (`cookie.expires` a BSON date), which is the only shape a
+    /// Node service configured that way can read. Both shapes are always
+    /// read. With encryption the field is the sealed string either way, as
+    /// with connect-mongo's crypto adapters.
+    pub fn stringify(mut self, yes: bool) -> Self {
+        self.stringify = yes;
         self
     }
 
@@ -307,6 +323,7 @@ impl MongoStoreBuilder {
             collection,
             default_ttl: self.default_ttl,
             operation_timeout: self.operation_timeout,
+            stringify: self.stringify,
             codec: self.codec,
         }
     }
@@ -329,6 +346,9 @@ pub struct MongoStore {
     collection: Collection<Document>,
     default_ttl: Duration,
     operation_timeout: Duration,
+    /// The `session` field as a JSON string (connect-mongo's default), else
+    /// an embedded document.
+    stringify: bool,
     codec: Codec,
 }
 
@@ -393,7 +413,7 @@ fn bson_date(t: Timestamp) -> DateTime {
 /// top-level `principal` (the per-user index) when the record has one, else
 /// `$unset` of it. connect-mongo `$set`s only `_id`, `session` and `expires`,
 /// so a Node write leaves the field as it was.
-fn write_update(expires: Timestamp, session: &str, principal: Option<&str>) -> Document {
+fn write_update(expires: Timestamp, session: &Bson, principal: Option<&str>) -> Document {
     let mut set = doc! { "expires": bson_date(expires), "session": session };
     match principal {
         Some(p) => {
@@ -404,8 +424,59 @@ fn write_update(expires: Timestamp, session: &str, principal: Option<&str>) -> D
     }
 }
 
+/// The embedded document connect-mongo with `stringify: false` writes for
+/// a session: its express-session JSON as BSON, with `cookie.expires` a
+/// date (express-session's `Cookie#toJSON` gives a `Date`), integers that
+/// fit 32 bits as Int32 and other numbers as doubles (the Node driver's
+/// choice for JavaScript numbers).
+fn json_to_bson(value: Value) -> Bson {
+    match value {
+        Value::Null => Bson::Null,
+        Value::Bool(b) => Bson::Boolean(b),
+        Value::Number(n) => match n.as_i64().map(i32::try_from) {
+            Some(Ok(small)) => Bson::Int32(small),
+            _ => Bson::Double(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Bson::String(s),
+        Value::Array(a) => Bson::Array(a.into_iter().map(json_to_bson).collect()),
+        Value::Object(m) => {
+            Bson::Document(m.into_iter().map(|(k, v)| (k, json_to_bson(v))).collect())
+        }
+    }
+}
+
+fn session_document(record: &Record) -> Result<Bson> {
+    let json = record.to_json()?;
+    let Value::Object(mut session) =
+        serde_json::from_str::<Value>(&json).map_err(|e| Error::Encode(e.into()))?
+    else {
+        return Err(Error::Encode("a record encodes as a JSON object".into()));
+    };
+    let mut out = Document::new();
+    if let Some(Value::Object(cookie)) = session.shift_remove("cookie") {
+        let mut c = Document::new();
+        for (k, v) in cookie {
+            let v = match (k.as_str(), &v) {
+                ("expires", Value::String(iso)) => match time::parse_iso(iso) {
+                    Some(t) => Bson::DateTime(bson_date(t)),
+                    None => json_to_bson(v),
+                },
+                _ => json_to_bson(v),
+            };
+            c.insert(k, v);
+        }
+        out.insert("cookie", c);
+    }
+    for (k, v) in session {
+        out.insert(k, json_to_bson(v));
+    }
+    Ok(Bson::Document(out))
+}
+
 /// Converts a stored document (connect-mongo with `stringify: false`) to the
-/// JSON express-session would have written: dates become ISO strings.
+/// JSON express-session would have written: dates become ISO strings, and
+/// doubles that are whole numbers (JavaScript does not tell them apart)
+/// integers.
 fn bson_to_json(value: Bson) -> Value {
     match value {
         Bson::Document(d) => Value::Object(
@@ -419,6 +490,10 @@ fn bson_to_json(value: Bson) -> Value {
         Bson::Null | Bson::Undefined => Value::Null,
         Bson::Int32(n) => Value::from(n),
         Bson::Int64(n) => Value::from(n),
+        // 2^53: every integer below is exact in a double.
+        Bson::Double(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+            Value::from(f as i64)
+        }
         Bson::Double(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
         Bson::DateTime(d) => Value::String(time::to_iso(&time::from_millis(d.timestamp_millis()))),
         other => other.into_relaxed_extjson(),
@@ -464,6 +539,18 @@ fn decode(codec: &Codec, id: &SessionId, document: Document) -> Result<Record> {
     decode_versioned(codec, id, document).map(|(record, _)| record)
 }
 
+/// The [`Version`] of a stored `session` value (what `decode_versioned`
+/// gives for it).
+fn version_of(value: Bson) -> Version {
+    match value {
+        Bson::String(json) => Version::new(json),
+        other => Version::new(format!(
+            "{EMBEDDED_VERSION}{}",
+            other.into_canonical_extjson()
+        )),
+    }
+}
+
 /// The stored `session` value a [`Version`] stands for.
 fn version_value(version: &Version) -> Option<Bson> {
     match version.as_str().strip_prefix(EMBEDDED_VERSION) {
@@ -495,6 +582,7 @@ impl MongoStore {
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             max_pool_size: None,
             create_indexes: true,
+            stringify: true,
             codec: Codec::plain(),
         }
     }
@@ -618,6 +706,16 @@ impl MongoStore {
         self.bounded(context, self.operation_timeout, call).await
     }
 
+    /// The `session` field for `record`: a string (JSON, or sealed with
+    /// encryption), or with `stringify(false)` an embedded document.
+    fn session_value(&self, record: &Record) -> Result<Bson> {
+        if self.stringify || self.codec.is_encrypted() {
+            Ok(Bson::String(self.codec.encode(record)?))
+        } else {
+            session_document(record)
+        }
+    }
+
     fn expiry(&self, expires: Option<Timestamp>, now: Timestamp) -> Timestamp {
         time::store_expiry(expires, self.default_ttl, now)
     }
@@ -693,7 +791,7 @@ impl Store for MongoStore {
     async fn create(&self, record: &Record) -> Result<()> {
         let span = tracing::debug_span!("mongo.create", id = ?record.id);
         async {
-            let json = self.codec.encode(record)?;
+            let json = self.session_value(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             if expires <= now {
@@ -705,7 +803,8 @@ impl Store for MongoStore {
                 return if live { Err(Error::Collision) } else { Ok(()) };
             }
             let id = record.id.as_str();
-            let mut document = doc! { "_id": id, "expires": bson_date(expires), "session": &json };
+            let mut document =
+                doc! { "_id": id, "expires": bson_date(expires), "session": json.clone() };
             if let Some(p) = record.principal() {
                 document.insert("principal", p);
             }
@@ -758,7 +857,7 @@ impl Store for MongoStore {
     async fn save(&self, record: &Record) -> Result<WriteOutcome> {
         let span = tracing::debug_span!("mongo.save", id = ?record.id);
         async {
-            let json = self.codec.encode(record)?;
+            let json = self.session_value(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             let outcome = if expires <= now {
@@ -854,7 +953,7 @@ impl Store for MongoStore {
     async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
         let span = tracing::debug_span!("mongo.save_if", id = ?record.id);
         async {
-            let json = self.codec.encode(record)?;
+            let json = self.session_value(record)?;
             let now = time::now();
             let expires = self.expiry(record.cookie.expires, now);
             // One atomic conditional write: live, and still exactly what was loaded.
@@ -889,7 +988,7 @@ impl Store for MongoStore {
                 }
             };
             let outcome = if matched {
-                CasOutcome::Written(Version::new(json))
+                CasOutcome::Written(version_of(json))
             } else if self
                 .live_exists(&record.id, now, "saving a session")
                 .await?

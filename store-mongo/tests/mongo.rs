@@ -202,6 +202,94 @@ async fn node_written_documents_load() -> Result<()> {
     Ok(())
 }
 
+/// connect-mongo with `stringify: false` reads `session` as the session
+/// object itself: with `stringify(false)` every Rust write keeps that shape
+/// (a string there would make every Node request for the session fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stringify_false_writes_embedded_documents_as_connect_mongo_does() -> Result<()> {
+    let ns = Namespaced::new().await?;
+    let store = ns.store.clone();
+    let collection = store.collection().namespace().coll;
+    let store = builder()
+        .collection(collection)
+        .stringify(false)
+        .connect()
+        .await?;
+    let stored = |id: SessionId| {
+        let c = store.collection().clone();
+        async move {
+            let d = c
+                .find_one(doc! { "_id": id.as_str() })
+                .await?
+                .context("gone")?;
+            anyhow::Ok(d.get_document("session")?.clone())
+        }
+    };
+    let mut r = live_record(3600);
+    r.data.insert("views".into(), 1.into());
+    r.data.insert("big".into(), 10_000_000_000_i64.into());
+    r.data.insert("ratio".into(), 0.5.into());
+    r.data.insert(
+        "user".into(),
+        serde_json::json!({"name": "Zoë", "roles": ["a", "b"]}),
+    );
+    store.create(&r).await?;
+    let session = stored(r.id.clone()).await?;
+    let cookie = session.get_document("cookie")?;
+    assert_eq!(
+        cookie.get_datetime("expires")?.timestamp_millis(),
+        r.cookie.expires.context("expires")?.timestamp_millis(),
+        "cookie.expires is a BSON date"
+    );
+    assert_eq!(session.get_i32("views")?, 1);
+    assert_eq!(session.get_f64("big")?, 1e10, "a JavaScript number");
+    assert_eq!(session.get_document("user")?.get_str("name")?, "Zoë");
+    // It reads back as it was, numbers included.
+    assert_eq!(store.load(&r.id).await?.as_ref(), Some(&r));
+
+    // save, touch and compare-and-set keep the shape.
+    r.data.insert("views".into(), 2.into());
+    assert_eq!(store.save(&r).await?, WriteOutcome::Written);
+    assert_eq!(stored(r.id.clone()).await?.get_i32("views")?, 2);
+    let (_, v) = store.load_versioned(&r.id).await?.context("not loaded")?;
+    r.data.insert("views".into(), 3.into());
+    let CasOutcome::Written(v2) = store.save_if(&r, &v).await? else {
+        anyhow::bail!("compare-and-set refused");
+    };
+    assert_eq!(stored(r.id.clone()).await?.get_i32("views")?, 3);
+    // The version it returned is the stored one: a second write on it works.
+    r.data.insert("views".into(), 4.into());
+    assert!(matches!(
+        store.save_if(&r, &v2).await?,
+        CasOutcome::Written(_)
+    ));
+    assert_eq!(store.touch(&r.id, None).await?, WriteOutcome::Written);
+    assert_eq!(stored(r.id.clone()).await?.get_i32("views")?, 4);
+
+    // A document Node wrote the same way is rewritten the same way.
+    let id = SessionId::generate();
+    let in_an_hour = DateTime::from_millis(time::now().timestamp_millis() + 3_600_000);
+    let node = doc! {
+        "cookie": { "originalMaxAge": 3_600_000_i32, "expires": in_an_hour, "httpOnly": true, "path": "/" },
+        "views": 7_i32,
+    };
+    store
+        .collection()
+        .insert_one(doc! { "_id": id.as_str(), "expires": in_an_hour, "session": node })
+        .await?;
+    let mut loaded = store.load(&id).await?.context("not loaded")?;
+    assert_eq!(loaded.data["views"], 7);
+    loaded.data.insert("views".into(), 8.into());
+    assert_eq!(store.save(&loaded).await?, WriteOutcome::Written);
+    let session = stored(id).await?;
+    assert_eq!(session.get_i32("views")?, 8);
+    assert_eq!(
+        session.get_document("cookie")?.get_i32("originalMaxAge")?,
+        3_600_000
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_is_enforced_before_the_ttl_monitor_runs() -> Result<()> {
     let ns = Namespaced::new().await?;
