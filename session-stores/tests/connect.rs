@@ -261,3 +261,100 @@ async fn redis_and_mongo_urls_and_the_principal_index() -> anyhow::Result<()> {
     store.clear().await?;
     Ok(())
 }
+
+/// A database whose `TimeZone` is America/New_York, shared with a Node
+/// service whose connections use that default: `?time_zone=` in the URL
+/// makes Rust and Node agree on every row's expiry.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_time_zone_through_the_url_matches_a_new_york_database() -> anyhow::Result<()> {
+    use sqlx::{Connection, Executor};
+    let server = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let base = server.split('?').next().unwrap_or(&server);
+    let (root, _) = base.rsplit_once('/').unwrap_or((base, ""));
+    let db = format!(
+        "stores_ny_{}",
+        SessionId::generate().as_str()[..8]
+            .to_ascii_lowercase()
+            .replace('-', "_")
+    );
+    let mut admin = sqlx::PgConnection::connect(&server).await?;
+    admin
+        .execute(format!("CREATE DATABASE {db}").as_str())
+        .await?;
+    admin
+        .execute(format!("ALTER DATABASE {db} SET timezone TO 'America/New_York'").as_str())
+        .await?;
+    let url = format!("{root}/{db}");
+    let result = async {
+        let store = session_stores::connect(&format!(
+            "{url}?time_zone=America/New_York&table=s&prune_interval=0"
+        ))
+        .await?;
+        // A connection as node-postgres makes it: in the database's zone
+        // (sqlx itself asks for UTC at start-up; node-postgres does not).
+        let mut node = sqlx::PgConnection::connect(&url).await?;
+        let zone: String = sqlx::query_scalar(
+            "SELECT split_part(c, '=', 2) FROM pg_db_role_setting, unnest(setconfig) AS c \
+             WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND lower(c) LIKE 'timezone=%'",
+        )
+        .fetch_one(&mut node)
+        .await?;
+        anyhow::ensure!(zone == "America/New_York", "{zone}");
+        sqlx::query("SELECT set_config('TimeZone', $1, false)")
+            .bind(&zone)
+            .execute(&mut node)
+            .await?;
+        let now = (session_core::time::now().timestamp_millis() + 999) / 1000;
+        let json = Record::new(SessionId::generate()).to_json()?;
+        for (id, expire, live) in [
+            (SessionId::generate(), now + 3600, true),
+            (SessionId::generate(), now - 600, false),
+        ] {
+            sqlx::query(
+                "INSERT INTO s (sess, expire, sid) SELECT $1::json, to_timestamp($2::float8), $3",
+            )
+            .bind(&json)
+            .bind(expire as f64)
+            .bind(id.as_str())
+            .execute(&mut node)
+            .await?;
+            anyhow::ensure!(
+                store.load(&id).await?.is_some() == live,
+                "node row, live={live}"
+            );
+        }
+        let mut r = Record::new(SessionId::generate());
+        r.cookie.set_max_age(
+            Some(std::time::Duration::from_secs(3600)),
+            session_core::time::now(),
+        );
+        store.create(&r).await?;
+        let seen = |at: i64| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT sid FROM s WHERE sid = $1 AND expire >= to_timestamp($2::float8)",
+            )
+            .bind(r.id.as_str().to_owned())
+            .bind(at as f64)
+        };
+        anyhow::ensure!(
+            seen(now).fetch_optional(&mut node).await?.is_some(),
+            "node misses it"
+        );
+        anyhow::ensure!(
+            seen(now + 7200).fetch_optional(&mut node).await?.is_none(),
+            "node would keep it hours too long"
+        );
+        node.close().await?;
+        anyhow::Ok(())
+    }
+    .await;
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+        .await?;
+    result
+}
