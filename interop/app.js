@@ -13,6 +13,8 @@
 //   MONGODB_DB   database name for mongo (default: interop)
 //   MONGO_CRYPTO_SECRET  for mongo: encrypt sessions with connect-mongo's
 //                createWebCryptoAdapter({ secret }) (default: no encryption)
+//   MONGO_STRINGIFY  for mongo: `false` stores sessions as documents
+//                (connect-mongo's stringify: false)
 //   MYSQL_URL    for mysql     (mysql://root@127.0.0.1:3306/test)
 //   MYSQL_TABLE  table name for mysql (default: sessions)
 //   SQLITE_PATH  for sqlite    (a file path)
@@ -40,8 +42,9 @@ function env(name, fallback) {
 async function makeStore(kind) {
   switch (kind) {
     case 'redis': {
-      // connect-redis 9: named export `RedisStore`, a node-redis v5+ client.
-      const { RedisStore } = require('connect-redis');
+      // connect-redis 11: an ES module only (named export `RedisStore`), a
+      // node-redis v5+ client. It asks for Node 22; it runs on 20.
+      const { RedisStore } = await import('connect-redis');
       const { createClient } = require('redis');
       const client = createClient({ url: env('REDIS_URL', 'redis://127.0.0.1:6379') });
       client.on('error', (err) => console.error('redis client error:', err.message));
@@ -66,8 +69,10 @@ async function makeStore(kind) {
         mongoUrl: env('MONGODB_URL', 'mongodb://127.0.0.1:27017'),
         dbName: env('MONGODB_DB', 'interop'),
         // Defaults otherwise: collection `sessions`, `session` stored as a
-        // JSON string (stringify: true), TTL index on `expires`.
+        // JSON string (stringify: true) unless MONGO_STRINGIFY=false, TTL
+        // index on `expires`.
         ...(secret ? { cryptoAdapter: createWebCryptoAdapter({ secret }) } : {}),
+        ...(process.env.MONGO_STRINGIFY === 'false' ? { stringify: false } : {}),
       });
       return { store, close: () => store.close() };
     }
@@ -88,7 +93,8 @@ async function makeStore(kind) {
       return { store, close: () => store.close() };
     }
     case 'sqlite': {
-      // connect-session-sequelize 7 on Sequelize 6 + sqlite3.
+      // connect-session-sequelize 8 on Sequelize 6 + sqlite3 (it asks for
+      // Node 22; it runs on 20).
       const { Sequelize } = require('sequelize');
       const SequelizeStore = require('connect-session-sequelize')(session.Store);
       const db = new Sequelize({ dialect: 'sqlite', storage: env('SQLITE_PATH'), logging: false });

@@ -9,6 +9,9 @@
 //       drops database DB
 //   node tools.js mysql-drop URL TABLE
 //       drops table TABLE of the database in URL
+//   node tools.js pg-node-keeps URL SID SECONDS
+//       prints whether connect-pg-simple's `get` at SECONDS (its
+//       Math.ceil(Date.now() / 1000)) still finds session SID
 //   node tools.js mongo-sealed URL DB
 //       prints how many session documents DB holds, failing if any of
 //       them keeps its session in clear (not an encrypted string)
@@ -31,6 +34,19 @@ async function pgDatabase(url, name, tz) {
   const u = new URL(url);
   u.pathname = `/${name}`;
   console.log(u.toString());
+}
+
+async function pgNodeKeeps(url, sid, seconds) {
+  const { Client } = require('pg');
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    // connect-pg-simple's query, on a connection in the database's zone.
+    const r = await client.query('SELECT sess FROM "session" WHERE sid = $1 AND expire >= to_timestamp($2)', [sid, Number(seconds)]);
+    console.log(r.rows.length === 1 ? 'true' : 'false');
+  } finally {
+    await client.end();
+  }
 }
 
 async function pgDrop(url, name) {
@@ -92,13 +108,14 @@ const [cmd, ...args] = process.argv.slice(2);
 const commands = {
   'pg-database': [pgDatabase, 3],
   'pg-drop': [pgDrop, 2],
+  'pg-node-keeps': [pgNodeKeeps, 3],
   'mongo-drop': [mongoDrop, 2],
   'mongo-sealed': [mongoSealed, 2],
   'mysql-drop': [mysqlDrop, 2],
 };
 const entry = commands[cmd];
 if (!entry || args.length !== entry[1]) {
-  console.error('usage: node tools.js pg-database URL NAME TIMEZONE | pg-drop URL NAME | mongo-drop URL DB | mongo-sealed URL DB | mysql-drop URL TABLE');
+  console.error('usage: node tools.js pg-database URL NAME TIMEZONE | pg-drop URL NAME | pg-node-keeps URL SID SECONDS | mongo-drop URL DB | mongo-sealed URL DB | mysql-drop URL TABLE');
   process.exit(2);
 }
 entry[0](...args).catch((err) => {

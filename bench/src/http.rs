@@ -282,7 +282,7 @@ async fn start(env: &Env, b: Backend, who: Who) -> Result<Option<(&'static str, 
         Who::Express => {
             let (kind, store) = match b {
                 Backend::Memory => ("memory", "MemoryStore"),
-                Backend::Redis => ("redis", "connect-redis 9"),
+                Backend::Redis => ("redis", "connect-redis 11"),
                 Backend::Postgres => ("postgres", "connect-pg-simple 10"),
                 Backend::Mongo => ("mongo", "connect-mongo 6"),
                 Backend::Mysql => ("mysql", "express-mysql-session 3"),

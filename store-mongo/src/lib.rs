@@ -445,6 +445,19 @@ fn json_to_bson(value: Value) -> Bson {
     }
 }
 
+/// The fields of express-session's `Cookie#toJSON`, in its order.
+const COOKIE_TO_JSON: [&str; 9] = [
+    "originalMaxAge",
+    "partitioned",
+    "priority",
+    "expires",
+    "secure",
+    "httpOnly",
+    "domain",
+    "path",
+    "sameSite",
+];
+
 fn session_document(record: &Record) -> Result<Bson> {
     let json = record.to_json()?;
     let Value::Object(mut session) =
@@ -453,10 +466,13 @@ fn session_document(record: &Record) -> Result<Bson> {
         return Err(Error::Encode("a record encodes as a JSON object".into()));
     };
     let mut out = Document::new();
-    if let Some(Value::Object(cookie)) = session.shift_remove("cookie") {
+    if let Some(Value::Object(mut cookie)) = session.shift_remove("cookie") {
+        // express-session's `Cookie#toJSON` fields in its order; the Node
+        // driver stores those left undefined as null.
         let mut c = Document::new();
-        for (k, v) in cookie {
-            let v = match (k.as_str(), &v) {
+        for k in COOKIE_TO_JSON {
+            let v = cookie.shift_remove(k).unwrap_or(Value::Null);
+            let v = match (k, &v) {
                 ("expires", Value::String(iso)) => match time::parse_iso(iso) {
                     Some(t) => Bson::DateTime(bson_date(t)),
                     None => json_to_bson(v),
@@ -464,6 +480,10 @@ fn session_document(record: &Record) -> Result<Bson> {
                 _ => json_to_bson(v),
             };
             c.insert(k, v);
+        }
+        // Fields of its own (kept from what was read) after those.
+        for (k, v) in cookie {
+            c.insert(k, json_to_bson(v));
         }
         out.insert("cookie", c);
     }

@@ -2,13 +2,15 @@
 //! Rust middleware on one session store.
 //!
 //! For each store (Redis; PostgreSQL in three databases whose default
-//! `TimeZone` is UTC, UTC-8 and UTC+14; MongoDB; SQLite through Sequelize)
-//! this starts, on 127.0.0.1, the Node app of `interop/` and the Rust app of
-//! `interop/rust-app` three times each: with the old secret, with
-//! `[new, old]` and with the new secret alone. Then it runs the seven cases
-//! of the interop issue over HTTP, as a browser would (the cookie is the
-//! only thing carried from one app to the other), prints a table and fails
-//! if any case failed or any store could not run.
+//! `TimeZone` is UTC, UTC-8 and UTC+14; MongoDB with string, encrypted and
+//! document sessions; SQLite through Sequelize; MySQL) this starts, on
+//! 127.0.0.1, the Node app of `interop/` and the Rust app of
+//! `interop/rust-app` four times each: with the old secret, with
+//! `[new, old]`, with the new secret alone, and with a short Node secret
+//! (Node `keyboard cat`, Rust `[new, keyboard cat]`). Then it runs the
+//! cases of [`CASES`] over HTTP, as a browser would (the cookie is the only
+//! thing carried from one app to the other), prints a table and fails if
+//! any case failed or any store could not run.
 //!
 //! Nothing waits on a fixed delay for synchronisation: apps are ready when
 //! their port answers. Only the expiry case waits for time itself to pass
@@ -59,17 +61,20 @@ enum Target {
     Mongo,
     /// MongoDB with sessions encrypted in connect-mongo's WebCrypto format.
     MongoEncrypted,
+    /// MongoDB with sessions as documents (connect-mongo's `stringify: false`).
+    MongoDocument,
     Sqlite,
     Mysql,
 }
 
-const TARGETS: [Target; 8] = [
+const TARGETS: [Target; 9] = [
     Target::Redis,
     Target::Postgres("interop_utc", "UTC"),
     Target::Postgres("interop_tz_west", "America/Los_Angeles"),
     Target::Postgres("interop_tz_east", "Pacific/Kiritimati"),
     Target::Mongo,
     Target::MongoEncrypted,
+    Target::MongoDocument,
     Target::Sqlite,
     Target::Mysql,
 ];
@@ -79,7 +84,7 @@ impl Target {
         match self {
             Target::Redis => "redis",
             Target::Postgres(..) => "postgres",
-            Target::Mongo | Target::MongoEncrypted => "mongo",
+            Target::Mongo | Target::MongoEncrypted | Target::MongoDocument => "mongo",
             Target::Sqlite => "sqlite",
             Target::Mysql => "mysql",
         }
@@ -89,6 +94,7 @@ impl Target {
         match self {
             Target::Postgres(_, tz) => format!("postgres TZ={tz}"),
             Target::MongoEncrypted => "mongo encrypted (WebCrypto)".to_owned(),
+            Target::MongoDocument => "mongo stringify: false".to_owned(),
             other => other.store().to_owned(),
         }
     }
@@ -97,14 +103,15 @@ impl Target {
         match self {
             Target::Postgres(db, _) => db.replace('_', "-"),
             Target::MongoEncrypted => "mongo-encrypted".to_owned(),
+            Target::MongoDocument => "mongo-document".to_owned(),
             other => other.store().to_owned(),
         }
     }
 }
 
-/// The seven cases, in the issue's order: (column, description, check).
+/// The cases, in the issues' order: (column, description, check).
 type Case = (&'static str, &'static str, fn(&Apps) -> Result<()>);
-const CASES: [Case; 7] = [
+const CASES: [Case; 12] = [
     (
         "1 node→rust",
         "a session created in Node is read by Rust, data and cookie intact",
@@ -140,7 +147,35 @@ const CASES: [Case; 7] = [
         "generated ids pass the other side's validation",
         case_ids,
     ),
+    (
+        "8 short secret",
+        "Node on `keyboard cat`: Rust on [long, `keyboard cat`] reads its sessions and moves them to the long secret",
+        case_short_secret,
+    ),
+    (
+        "9 rust first",
+        "a rotation rolled out to Rust first: read-only Rust responses leave Node on the old secret its cookie",
+        case_rotation_rust_first,
+    ),
+    (
+        "10 reserved",
+        "keys express-session can never keep (id, save, constructor, ...) are refused by Rust, nothing is lost",
+        case_reserved_keys,
+    ),
+    (
+        "11 surrogate",
+        "a lone UTF-16 surrogate written by Node is read by Rust, and the session keeps working on both",
+        case_lone_surrogate,
+    ),
+    (
+        "12 pg rounding",
+        "PostgreSQL: Node keeps a row Rust wrote through its last second, as it keeps its own",
+        case_pg_rounding,
+    ),
 ];
+
+/// A Node service's short secret (express-session's README example).
+const SECRET_SHORT: &str = "keyboard cat";
 
 /// Entry point: `args` are the arguments after `interop`.
 pub fn run(args: &[String], servers: &mut Servers) -> Result<()> {
@@ -420,12 +455,16 @@ fn store_env(
             // `expire` in the zone of the Node app's connections.
             vars.push(("PG_TIME_ZONE", tz.to_owned()));
         }
-        Target::Mongo | Target::MongoEncrypted => {
+        Target::Mongo | Target::MongoEncrypted | Target::MongoDocument => {
             let base = url(servers, Backend::Mongo)?;
             let db = match target {
                 Target::MongoEncrypted => format!("interop_enc_{pid}"),
+                Target::MongoDocument => format!("interop_doc_{pid}"),
                 _ => format!("interop_{pid}"),
             };
+            if target == Target::MongoDocument {
+                vars.push(("MONGO_STRINGIFY", "false".to_owned()));
+            }
             if target == Target::MongoEncrypted {
                 // Both apps derive the AES key from this secret as
                 // connect-mongo's createWebCryptoAdapter({ secret }) does.
@@ -580,6 +619,14 @@ struct Apps {
     rust_rotating: App,
     node_new: App,
     rust_new: App,
+    /// Node on the short secret alone; Rust on `[new, short]`.
+    node_short: App,
+    rust_short: App,
+    target: Target,
+    /// The store's environment (URLs) and the Node tools, for checks made
+    /// on the store itself.
+    vars: Vec<(&'static str, String)>,
+    tools: PathBuf,
 }
 
 fn run_target(
@@ -616,6 +663,11 @@ fn run_target(
         rust_rotating: start(Side::Rust, &[SECRET_NEW, SECRET_OLD], "rotating")?,
         node_new: start(Side::Node, &[SECRET_NEW], "new")?,
         rust_new: start(Side::Rust, &[SECRET_NEW], "new")?,
+        node_short: start(Side::Node, &[SECRET_SHORT], "short")?,
+        rust_short: start(Side::Rust, &[SECRET_NEW, SECRET_SHORT], "new-short")?,
+        target,
+        vars: env.vars.clone(),
+        tools: node.dir.clone(),
     };
     let mut results = Vec::new();
     for (i, (col, _, check)) in CASES.into_iter().enumerate() {
@@ -800,11 +852,16 @@ impl Dump {
         m
     }
 
+    /// The cookie fields, without those that are `null`: express-session
+    /// treats a `null` field as an absent one (connect-mongo with
+    /// `stringify: false` stores absent fields as `null`).
     fn cookie(&self) -> Map<String, Value> {
-        self.0["session"]["cookie"]
+        let mut c = self.0["session"]["cookie"]
             .as_object()
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        c.retain(|_, v| !v.is_null());
+        c
     }
 }
 
@@ -1271,6 +1328,160 @@ fn case_rotation(a: &Apps) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn case_short_secret(a: &Apps) -> Result<()> {
+    let (cookie, _) = a.node_short.login("shorty", None)?;
+    let written = a.node_short.read(&cookie)?;
+    let seen = a.rust_short.read(&cookie)?;
+    same_session(
+        &format!(
+            "{} reading {}'s cookie",
+            a.rust_short.name, a.node_short.name
+        ),
+        &written,
+        &seen,
+    )?;
+    let (set_cookie, _) = a.rust_short.set(&cookie, "moved", &json!(true))?;
+    let long = set_cookie.with_context(|| {
+        format!(
+            "{} changed the session but sent no cookie",
+            a.rust_short.name
+        )
+    })?;
+    for reader in [&a.node_new, &a.rust_new] {
+        let seen = reader.read(&long)?;
+        ensure!(
+            seen.found()
+                && seen.id() == written.id()
+                && seen.data().get("moved") == Some(&json!(true)),
+            "{} (long secret only) does not accept the cookie {} re-signed: {}",
+            reader.name,
+            a.rust_short.name,
+            seen.0
+        );
+    }
+    Ok(())
+}
+
+fn case_rotation_rust_first(a: &Apps) -> Result<()> {
+    // Node still on [old] alone; Rust already on [new, old].
+    let (old_cookie, _) = a.node.login("early", None)?;
+    let written = a.node.read(&old_cookie)?;
+    for route in ["/read", "/touch"] {
+        let reply = a.rust_rotating.call("GET", route, Some(&old_cookie))?;
+        ensure!(
+            reply.cookie.is_none(),
+            "{} re-signed the cookie on a read-only request ({route}): Node on the old secret alone would start a new, empty session",
+            a.rust_rotating.name
+        );
+    }
+    let seen = a.node.read(&old_cookie)?;
+    same_session(
+        &format!(
+            "{} after {} read the session",
+            a.node.name, a.rust_rotating.name
+        ),
+        &written,
+        &seen,
+    )
+}
+
+fn case_reserved_keys(a: &Apps) -> Result<()> {
+    let (cookie, _) = a.rust.login("keys", None)?;
+    let written = a.rust.read(&cookie)?;
+    for key in ["id", "req", "save", "destroy", "resetMaxAge", "constructor"] {
+        let target = format!("/set?key={}&value=1", encode(key));
+        let reply = http(a.rust.port, "POST", &target, Some(&cookie))?;
+        ensure!(
+            reply.status >= 400,
+            "{} stored the key {key:?}, which Node drops on its next save",
+            a.rust.name
+        );
+    }
+    // Nothing half-written: both sides see the session as it was.
+    for reader in [&a.node, &a.rust] {
+        let seen = reader.read(&cookie)?;
+        same_session(
+            &format!("{} after refused keys", reader.name),
+            &written,
+            &seen,
+        )?;
+    }
+    Ok(())
+}
+
+fn case_lone_surrogate(a: &Apps) -> Result<()> {
+    let (cookie, _) = a.node.login("slicer", None)?;
+    // What `"Zoë 😀".slice(0, -1)` leaves: a high surrogate alone. The
+    // value is JSON text, parsed by the app (a JavaScript string).
+    let target = format!("/set?key=name&value={}", encode(r#""Zo\u00eb \ud83d""#));
+    http(a.node.port, "POST", &target, Some(&cookie))
+        .and_then(|r| {
+            ensure!(r.status == 200, "answered {}", r.status);
+            Ok(r)
+        })
+        .with_context(|| format!("{} storing a lone surrogate", a.node.name))?;
+    let seen = a.rust.read(&cookie)?;
+    ensure!(
+        seen.data().get("name") == Some(&json!("Zoë \u{fffd}")),
+        "{} read {:?}",
+        a.rust.name,
+        seen.data().get("name")
+    );
+    // Rust writes the session back; Node keeps reading and writing it.
+    a.rust.set(&cookie, "after", &json!(1))?;
+    let seen = a.node.read(&cookie)?;
+    ensure!(
+        seen.found() && seen.data().get("after") == Some(&json!(1)),
+        "{} after Rust wrote: {}",
+        a.node.name,
+        seen.0
+    );
+    a.node.set(&cookie, "again", &json!(2))?;
+    ensure!(a.rust.read(&cookie)?.data().get("again") == Some(&json!(2)));
+    Ok(())
+}
+
+fn case_pg_rounding(a: &Apps) -> Result<()> {
+    let Target::Postgres(..) = a.target else {
+        return Ok(());
+    };
+    let url = a
+        .vars
+        .iter()
+        .find(|(k, _)| *k == "DATABASE_URL")
+        .map(|(_, v)| v.clone())
+        .context("no DATABASE_URL")?;
+    for _ in 0..3 {
+        let (_, written) = a.rust.login("rounding", None)?;
+        let expires = written.cookie()["expires"]
+            .as_str()
+            .and_then(iso_millis)
+            .context("no cookie expiry")?;
+        if expires % 1000 == 0 {
+            continue; // a whole second: nothing to round; try another
+        }
+        // The second Node's `get` computes at the cookie's last instant.
+        let last_second = (expires + 999) / 1000;
+        let id = written.id().context("no id")?;
+        let out = Command::new("node")
+            .arg("tools.js")
+            .args(["pg-node-keeps", &url, id, &last_second.to_string()])
+            .current_dir(&a.tools)
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running node tools.js")?;
+        ensure!(out.status.success(), "node tools.js pg-node-keeps failed");
+        let keeps = String::from_utf8_lossy(&out.stdout).trim() == "true";
+        ensure!(
+            keeps,
+            "connect-pg-simple drops a row {} wrote (cookie expires at {expires} ms) before its last second {last_second}",
+            a.rust.name
+        );
+        return Ok(());
+    }
+    bail!("three logins in a row expired on a whole second")
 }
 
 fn case_ids(a: &Apps) -> Result<()> {

@@ -10,6 +10,7 @@
 //! | `STORE` | `redis`, `postgres`, `mongo` or `sqlite` (required) |
 //! | `REDIS_URL`, `DATABASE_URL`, `MONGODB_URL` (+ `MONGODB_DB`), `SQLITE_PATH` | where the store is |
 //! | `MONGODB_CREATE_INDEXES` | `false`: leave the TTL index to connect-mongo (default: create it) |
+//! | `MONGO_STRINGIFY` | `false`: sessions as documents, as connect-mongo's `stringify: false` |
 //! | `PG_TIME_ZONE` | the `TimeZone` of the Node app's PostgreSQL connections (default `UTC`) |
 //! | `SECRETS` | comma-separated; the first signs, all verify (required) |
 //! | `PORT` | port on 127.0.0.1 (`0`: any; the chosen port is printed) |
@@ -74,9 +75,12 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
             // `false` leaves the TTL index to the Node app (connect-mongo
             // creates it on start).
             let create_indexes = env("MONGODB_CREATE_INDEXES").as_deref() != Some("false");
+            // `false`: sessions as documents (connect-mongo's stringify: false).
+            let stringify = env("MONGO_STRINGIFY").as_deref() != Some("false");
             let mut builder = store_mongo::MongoStore::builder(url)
                 .database(db)
-                .create_indexes(create_indexes);
+                .create_indexes(create_indexes)
+                .stringify(stringify);
             // The key connect-mongo's createWebCryptoAdapter({ secret }) derives.
             if let Some(secret) = env("MONGO_CRYPTO_SECRET") {
                 use session_core::encryption::{Encryption, Key};
