@@ -697,6 +697,29 @@ pub async fn encrypted_tampering_is_decode_error(f: &dyn Fixture) -> Result<()> 
     }
 }
 
+/// Someone who can write the store but holds no key copies another user's
+/// sealed record under their own session id: it does not open there (the
+/// storage key is the record's associated data), and the original still
+/// opens under its own id.
+pub async fn encrypted_record_copied_under_another_id_does_not_open(f: &dyn Fixture) -> Result<()> {
+    let Some(store) = f.with_codec(sealed_with(&[1])?) else {
+        return Ok(());
+    };
+    let mut admin = live(1);
+    admin.data.insert("role".into(), "admin".into());
+    store.create(&admin).await?;
+    let attacker = live(2);
+    store.create(&attacker).await?;
+    let (raw, expires) = f.raw(&admin.id).await?.context("nothing stored")?;
+    f.put_raw(attacker.id.as_str(), &raw, expires).await?;
+    match store.load(&attacker.id).await {
+        Err(Error::Decode(_)) => {}
+        other => bail!("a sealed record opened under another id: {other:?}"),
+    }
+    ensure!(store.load(&admin.id).await?.as_ref() == Some(&admin));
+    Ok(())
+}
+
 /// Records sealed under an old key still open after rotation; new records
 /// are sealed with the new key only.
 pub async fn encryption_key_rotation(f: &dyn Fixture) -> Result<()> {

@@ -1,10 +1,25 @@
 //! Encryption at rest: AES-256-GCM over the stored session text.
 //!
 //! A store configured with an [`Encryption`] writes, instead of the
-//! express-session JSON, `base64(iv ‖ ciphertext ‖ tag)` with a random
-//! 96-bit IV — exactly what connect-mongo 6's WebCrypto adapter
-//! (`createWebCryptoAdapter`) writes into a session document's `session`
-//! field. Expiry columns stay in clear, so TTLs and pruning work unchanged.
+//! express-session JSON, `base64(0x01 ‖ iv ‖ ciphertext ‖ tag)` with a
+//! random 96-bit IV, the record's storage key (its session id, or its hash
+//! under `HashedIds`) authenticated as associated data: a sealed record
+//! copied under another id, by someone who can write the store but holds
+//! no key, does not open ([`Format::Bound`], the default). Expiry columns
+//! stay in clear, so TTLs and pruning work unchanged.
+//!
+//! [`Format::WebCrypto`] writes exactly what connect-mongo 6's WebCrypto
+//! adapter (`createWebCryptoAdapter`) writes into a session document's
+//! `session` field, `base64(iv ‖ ciphertext ‖ tag)`, for a Node service
+//! sharing the collection: that format has **no binding** to the id. Both
+//! formats are always read (an unbound record during a migration) unless
+//! [`Encryption::require_binding`] is on.
+//!
+//! - **Rollback**: neither format stops someone who can write the store
+//!   from putting back an *older* sealed version of the *same* id (its
+//!   data as it was then). Closing that needs state outside the store (a
+//!   version counter kept with the cookie or in another store); expiry
+//!   bounds the window.
 //!
 //! - **Rotation**: records are sealed with the first key and opened with
 //!   whichever configured key authenticates them, so a new key goes first
@@ -29,7 +44,7 @@
 //! ```
 
 use crate::{Error, Record, Result, SessionId};
-use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -40,6 +55,25 @@ use std::sync::Arc;
 const IV_LEN: usize = 12;
 /// GCM authentication tag length.
 const TAG_LEN: usize = 16;
+/// The first byte of a [`Format::Bound`] record.
+const BOUND_V1: u8 = 0x01;
+/// What the associated data of a [`Format::Bound`] record starts with,
+/// before the storage key.
+const BOUND_AAD_PREFIX: &[u8] = b"session-core/v1:";
+
+/// How records are sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Format {
+    /// `base64(0x01 ‖ iv ‖ ciphertext ‖ tag)`, the storage key as AES-GCM
+    /// associated data: a record opens only under the id it was sealed for.
+    #[default]
+    Bound,
+    /// connect-mongo's WebCrypto adapter format, `base64(iv ‖ ciphertext ‖
+    /// tag)`, no associated data: shared with Node, but a record copied
+    /// under another id opens there.
+    WebCrypto,
+}
 /// connect-mongo's WebCrypto adapter default salt.
 const CONNECT_MONGO_SALT: &[u8] = b"connect-mongo:webcrypto-default-salt";
 /// connect-mongo's WebCrypto adapter default PBKDF2 iteration count.
@@ -100,6 +134,8 @@ impl Key {
 pub struct Encryption {
     keys: Arc<[Key]>,
     allow_plaintext: bool,
+    format: Format,
+    require_binding: bool,
 }
 
 impl Encryption {
@@ -112,7 +148,26 @@ impl Encryption {
         Ok(Encryption {
             keys,
             allow_plaintext: false,
+            format: Format::Bound,
+            require_binding: false,
         })
+    }
+
+    /// How records are written (default [`Format::Bound`]); both formats
+    /// are read. Use [`Format::WebCrypto`] to share an encrypted MongoDB
+    /// collection with connect-mongo's WebCrypto adapter.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Refuse records that are not bound to their id (the WebCrypto format,
+    /// or records sealed before binding existed): turn it on once every
+    /// such record has been rewritten or has expired. Incompatible with
+    /// writing [`Format::WebCrypto`] (checked when sealing).
+    pub fn require_binding(mut self, on: bool) -> Self {
+        self.require_binding = on;
+        self
     }
 
     /// Also accept records stored in clear (express-session JSON), for
@@ -124,44 +179,121 @@ impl Encryption {
         self
     }
 
-    /// `base64(iv ‖ ciphertext ‖ tag)` of `plaintext` under the first key.
+    /// `plaintext` sealed for the storage key `key` in the configured
+    /// [`Format`], under the first key.
+    pub fn seal_for(&self, key: &str, plaintext: &str) -> Result<String> {
+        match self.format {
+            Format::Bound => self.seal_with(Some(key), plaintext),
+            Format::WebCrypto if self.require_binding => Err(Error::Config(
+                "require_binding refuses the unbound WebCrypto format it would write".into(),
+            )),
+            Format::WebCrypto => self.seal_with(None, plaintext),
+        }
+    }
+
+    /// The plaintext of a record stored under `key`, trying every key:
+    /// a bound record must have been sealed for `key`; an unbound one
+    /// opens unless [`require_binding`](Self::require_binding) is on. Not
+    /// base64, too short, altered, sealed for another id or under an
+    /// unknown key: [`Error::Decode`].
+    pub fn open_for(&self, key: &str, sealed: &str) -> Result<String> {
+        let bytes = STANDARD
+            .decode(sealed.trim())
+            .map_err(|_| Error::decode("encrypted session is not base64"))?;
+        if bytes.first() == Some(&BOUND_V1) {
+            if let Some(plain) = self.try_open(Some(key), &bytes[1..]) {
+                return plain;
+            }
+        }
+        // An unbound record; 1 in 256 of them starts with the version byte
+        // too (a random IV), hence the fall-through.
+        if !self.require_binding {
+            if let Some(plain) = self.try_open(None, &bytes) {
+                return plain;
+            }
+        }
+        Err(Error::decode(
+            "encrypted session failed authentication (altered, sealed for another id, or under an unknown key)",
+        ))
+    }
+
+    /// `base64(iv ‖ ciphertext ‖ tag)` of `plaintext` under the first key:
+    /// the unbound connect-mongo WebCrypto format, whatever the configured
+    /// [`Format`]. Stores use [`seal_for`](Self::seal_for).
     pub fn seal(&self, plaintext: &str) -> Result<String> {
+        self.seal_with(None, plaintext)
+    }
+
+    /// The plaintext of an unbound (WebCrypto format) record, trying every
+    /// key. Stores use [`open_for`](Self::open_for).
+    pub fn open(&self, sealed: &str) -> Result<String> {
+        let bytes = STANDARD
+            .decode(sealed.trim())
+            .map_err(|_| Error::decode("encrypted session is not base64"))?;
+        self.try_open(None, &bytes).unwrap_or_else(|| {
+            Err(Error::decode(
+                "encrypted session failed authentication (altered, or sealed under an unknown key)",
+            ))
+        })
+    }
+
+    fn seal_with(&self, bound_to: Option<&str>, plaintext: &str) -> Result<String> {
         let mut iv = [0u8; IV_LEN];
         getrandom::fill(&mut iv).map_err(|e| Error::Encode(e.to_string().into()))?;
         let key = self
             .keys
             .first()
             .ok_or_else(|| Error::Config("encryption needs at least one key".into()))?;
+        let aad = bound_to.map(associated_data);
         let sealed = key
             .0
-            .encrypt(Nonce::from_slice(&iv), plaintext.as_bytes())
+            .encrypt(
+                Nonce::from_slice(&iv),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: aad.as_deref().unwrap_or_default(),
+                },
+            )
             .map_err(|_| Error::Encode("AES-GCM encryption failed".into()))?;
-        let mut out = Vec::with_capacity(IV_LEN + sealed.len());
+        let mut out = Vec::with_capacity(1 + IV_LEN + sealed.len());
+        if bound_to.is_some() {
+            out.push(BOUND_V1);
+        }
         out.extend_from_slice(&iv);
         out.extend_from_slice(&sealed);
         Ok(STANDARD.encode(out))
     }
 
-    /// The plaintext of a sealed record, trying every key. Not base64, too
-    /// short, altered, or sealed under an unknown key: [`Error::Decode`].
-    pub fn open(&self, sealed: &str) -> Result<String> {
-        let bytes = STANDARD
-            .decode(sealed.trim())
-            .map_err(|_| Error::decode("encrypted session is not base64"))?;
+    /// `iv ‖ ciphertext ‖ tag` opened with any key; `None` when no key
+    /// authenticates it.
+    fn try_open(&self, bound_to: Option<&str>, bytes: &[u8]) -> Option<Result<String>> {
         if bytes.len() < IV_LEN + TAG_LEN {
-            return Err(Error::decode("encrypted session is too short"));
+            return None;
         }
         let (iv, body) = bytes.split_at(IV_LEN);
-        for key in self.keys.iter() {
-            if let Ok(plain) = key.0.decrypt(Nonce::from_slice(iv), body) {
-                return String::from_utf8(plain)
-                    .map_err(|_| Error::decode("decrypted session is not UTF-8"));
-            }
-        }
-        Err(Error::decode(
-            "encrypted session failed authentication (altered, or sealed under an unknown key)",
-        ))
+        let aad = bound_to.map(associated_data);
+        self.keys.iter().find_map(|key| {
+            let payload = Payload {
+                msg: body,
+                aad: aad.as_deref().unwrap_or_default(),
+            };
+            key.0
+                .decrypt(Nonce::from_slice(iv), payload)
+                .ok()
+                .map(|plain| {
+                    String::from_utf8(plain)
+                        .map_err(|_| Error::decode("decrypted session is not UTF-8"))
+                })
+        })
     }
+}
+
+/// The associated data of a record bound to the storage key `key`.
+fn associated_data(key: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(BOUND_AAD_PREFIX.len() + key.len());
+    aad.extend_from_slice(BOUND_AAD_PREFIX);
+    aad.extend_from_slice(key.as_bytes());
+    aad
 }
 
 /// How a store turns records into stored text and back: express-session
@@ -203,7 +335,7 @@ impl Codec {
         let json = record.to_json()?;
         match &self.encryption {
             None => Ok(json),
-            Some(enc) => enc.seal(&json),
+            Some(enc) => enc.seal_for(record.id.as_str(), &json),
         }
     }
 
@@ -247,7 +379,7 @@ impl Codec {
         } else {
             text.to_owned()
         };
-        let json = enc.open(&sealed)?;
+        let json = enc.open_for(id.as_str(), &sealed)?;
         Record::from_json(id, &json)
     }
 
@@ -356,6 +488,44 @@ mod tests {
         ));
         let migrating = Codec::encrypted(enc(3).allow_plaintext_reads(true));
         assert_eq!(migrating.decode(record.id.clone(), &plain)?, record);
+        Ok(())
+    }
+
+    #[test]
+    fn bound_records_open_only_under_their_own_id() -> Result<()> {
+        let mut admin = Record::new(SessionId::generate());
+        admin.data.insert("role".into(), "admin".into());
+        let other = SessionId::generate();
+        let codec = Codec::encrypted(enc(4));
+        let sealed = codec.encode(&admin)?;
+        assert_eq!(
+            STANDARD
+                .decode(&sealed)
+                .ok()
+                .and_then(|b| b.first().copied()),
+            Some(BOUND_V1)
+        );
+        assert_eq!(codec.decode(admin.id.clone(), &sealed)?, admin);
+        assert!(matches!(
+            codec.decode(other.clone(), &sealed),
+            Err(Error::Decode(_))
+        ));
+        // The WebCrypto format (connect-mongo's) has no such binding: it is
+        // read by default, refused with require_binding.
+        let webcrypto = Codec::encrypted(enc(4).format(Format::WebCrypto));
+        let unbound = webcrypto.encode(&admin)?;
+        assert_eq!(enc(4).open(&unbound)?, admin.to_json()?);
+        assert_eq!(codec.decode(other.clone(), &unbound)?.data, admin.data);
+        let strict = Codec::encrypted(enc(4).require_binding(true));
+        assert!(matches!(
+            strict.decode(admin.id.clone(), &unbound),
+            Err(Error::Decode(_))
+        ));
+        assert_eq!(strict.decode(admin.id.clone(), &sealed)?, admin);
+        assert!(matches!(
+            Codec::encrypted(enc(4).format(Format::WebCrypto).require_binding(true)).encode(&admin),
+            Err(Error::Config(_))
+        ));
         Ok(())
     }
 

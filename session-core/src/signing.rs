@@ -74,9 +74,24 @@ pub fn unsign<'a>(input: &'a str, secret: &[u8]) -> Option<&'a str> {
     unsign_with(input, &key)
 }
 
-fn unsign_with<'a>(input: &'a str, key: &HmacSha256) -> Option<&'a str> {
+/// Length of an HMAC-SHA256 in unpadded base64.
+const MAC_B64_LEN: usize = 43;
+
+/// The longest signed value (`s:<id>.<mac>`, decoded) a [`Signer`] can
+/// verify: anything longer is refused before any MAC is computed.
+pub const MAX_SIGNED_LEN: usize = 2 + crate::id::MAX_LEN + 1 + MAC_B64_LEN;
+
+/// `value.mac` split at the last `.`, when `mac` has the shape of an
+/// HMAC-SHA256 in unpadded base64 (cheap: no MAC computed).
+fn split_mac(input: &str) -> Option<(&str, &str)> {
     let dot = input.rfind('.')?;
     let (value, mac) = (&input[..dot], &input[dot + 1..]);
+    let base64 = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+    (mac.len() == MAC_B64_LEN && mac.bytes().all(base64)).then_some((value, mac))
+}
+
+fn unsign_with<'a>(input: &'a str, key: &HmacSha256) -> Option<&'a str> {
+    let (value, mac) = split_mac(input)?;
     let expected = mac_b64(value, key);
     bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then_some(value)
 }
@@ -215,12 +230,21 @@ impl Signer {
     /// A value verified by the first secret (`secret_index == 0`) is
     /// exactly what [`sign`](Self::sign) returns for its id, so it can be
     /// sent back without signing again.
+    ///
+    /// The shape is checked before any MAC: a value longer than
+    /// [`MAX_SIGNED_LEN`], a MAC that is not 43 base64 characters or an id
+    /// that is not a valid [`SessionId`] costs no HMAC (a forged 400 KB
+    /// cookie is refused as cheaply as a short one).
     pub fn unsign(&self, value: &str) -> Option<Verified> {
+        if value.len() > MAX_SIGNED_LEN {
+            return None;
+        }
         let signed = value.strip_prefix("s:")?;
+        let (id, _) = split_mac(signed)?;
+        let id = SessionId::parse(id).ok()?;
         self.secrets.iter().enumerate().find_map(|(i, s)| {
-            let id = unsign_with(signed, &s.key)?;
-            SessionId::parse(id).ok().map(|id| Verified {
-                id,
+            unsign_with(signed, &s.key).map(|_| Verified {
+                id: id.clone(),
                 secret_index: i,
             })
         })

@@ -151,6 +151,9 @@ pub(crate) struct Notice {
     ended: Option<u64>,
 }
 
+/// Most rows on the sessions page.
+const MAX_ROWS: usize = 50;
+
 /// `GET /sessions`.
 pub(crate) async fn page(
     State(store): State<Arc<dyn Store>>,
@@ -196,6 +199,12 @@ pub(crate) async fn page(
                     .cmp(&a.current)
                     .then(b.last_seen.cmp(&a.last_seen))
             });
+            // A bounded page: sessions written elsewhere (Node, a store
+            // without the cap) could be thousands.
+            let total = rows.len();
+            rows.truncate(MAX_ROWS);
+            let more = (total > MAX_ROWS)
+                .then(|| format!("Showing the {MAX_ROWS} most recently used of {total} sessions."));
             let notice = match (notice.revoked, notice.ended) {
                 (Some(_), _) => Some(
                     "The session was revoked: it is signed out at its next request.".to_owned(),
@@ -204,6 +213,10 @@ pub(crate) async fn page(
                 (None, Some(1)) => Some("Ended 1 other session.".to_owned()),
                 (None, Some(n)) => Some(format!("Ended {n} other sessions.")),
                 (None, None) => None,
+            };
+            let notice = match (notice, more) {
+                (Some(n), Some(m)) => Some(format!("{n} {m}")),
+                (n, m) => n.or(m),
             };
             pages::SessionsView::List { rows, notice }
         }

@@ -48,6 +48,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Sessions one user keeps: a login past it signs the oldest out.
+pub const MAX_SESSIONS_PER_USER: usize = 20;
+
 /// The store when `SESSION_STORE_URL` is unset: SQLite in the working
 /// directory, with the per-user session index the "active sessions" page
 /// reads.
@@ -109,7 +112,23 @@ impl Settings {
 
 /// Reads the secret in `file`, or generates one (32 random bytes, base64)
 /// and writes it there readable by the owner only.
+///
+/// An existing file that its group or others may read (or write) is
+/// refused: a secret anyone on the machine can read, or plant, signs
+/// anyone's cookies.
 pub fn load_or_create_secret(file: &Path) -> anyhow::Result<String> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(file) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "the session secret file {} is accessible to other users (mode {mode:03o}): run `chmod 600 {}`, or delete it to generate a new one",
+                file.display(),
+                file.display()
+            );
+        }
+    }
     if let Ok(existing) = std::fs::read_to_string(file) {
         let s = existing.trim().to_owned();
         if !s.is_empty() {
@@ -143,6 +162,36 @@ fn write_private(file: &Path, secret: &str) -> std::io::Result<()> {
     f.write_all(b"\n")
 }
 
+/// Creates the file of a `sqlite://PATH` URL owner-only (0600) when it does
+/// not exist yet, so the sessions in it (and SQLite's `-wal` and `-shm`
+/// files, which take its permissions) are not readable by other users.
+/// Other URLs, `:memory:` and existing files are left alone.
+pub fn create_sqlite_file_private(url: &str) -> std::io::Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.starts_with(':') || Path::new(path).exists() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    Ok(())
+}
+
 #[cfg(not(unix))]
 fn write_private(file: &Path, secret: &str) -> std::io::Result<()> {
     std::fs::write(file, secret)
@@ -159,6 +208,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Router> {
 /// with encryption keys from `SESSION_ENCRYPTION_KEYS` (and hashed ids
 /// when the URL says `hashed_ids=true`).
 pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    create_sqlite_file_private(url)
+        .with_context(|| format!("cannot create the session database of {}", redact(url)))?;
     let at_rest = session_stores::AtRest::from_env()?;
     session_stores::connect_with(url, &at_rest)
         .await
@@ -171,19 +222,115 @@ pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 /// first `X-Forwarded-For` value). Serve it with [`serve`], which provides
 /// the connection's address.
 pub fn app(store: Arc<dyn Store>, settings: &Settings) -> anyhow::Result<Router> {
+    // Secure whenever the request is (TLS here, or `X-Forwarded-Proto:
+    // https` from a trusted proxy with TRUST_PROXY=true); plain local HTTP
+    // still works.
     let mut config = SessionConfig::builder()
         .secrets(settings.secrets.iter())
+        .secure(session_tower::SecurePolicy::Auto)
+        .max_sessions_per_principal(MAX_SESSIONS_PER_USER)
         .track_client(true);
     if let Some(trust) = settings.trust_proxy {
         config = config.proxy(Some(trust));
     }
-    let config = config.build().context("bad session configuration")?;
-    let app = router(store.clone()).layer(SessionLayer::from_arc(store, config));
+    let config = config
+        .reject_cross_site_requests(true)
+        .build()
+        .context("bad session configuration")?;
+    let app = router(store.clone())
+        .layer(middleware::from_fn(csrf))
+        .layer(SessionLayer::from_arc(store, config));
     Ok(if settings.trust_proxy == Some(true) {
         app
     } else {
         app.layer(middleware::from_fn(client_ip))
     })
+}
+
+/// Most bytes of a form the demo reads (axum's default body limit).
+const MAX_FORM: usize = 2 * 1024 * 1024;
+
+/// CSRF protection for every form (the layer already refuses cross-site
+/// POSTs by `Origin` / `Sec-Fetch-Site`): a POST must carry the session's
+/// token in the `_csrf` field (or the `X-CSRF-Token` header), else 403
+/// before the handler runs; every HTML page with a POST form gets the
+/// token as a hidden field.
+async fn csrf(session: Session, req: Request, next: Next) -> Response {
+    let req = if req.method() == axum::http::Method::POST {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+            return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
+        };
+        let field = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+            .ok()
+            .and_then(|pairs| {
+                pairs
+                    .into_iter()
+                    .find(|(k, _)| k == "_csrf")
+                    .map(|(_, v)| v)
+            });
+        let token = field.or_else(|| {
+            parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+        if let Err(e) = session
+            .verify_csrf_token(token.as_deref().unwrap_or(""))
+            .await
+        {
+            return e.into_response();
+        }
+        Request::from_parts(parts, axum::body::Body::from(bytes))
+    } else {
+        req
+    };
+    let res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !html {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let page = String::from_utf8_lossy(&bytes);
+    if !page.contains(FORM_TAG) {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let token = match session.csrf_token().await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let mut parts = parts;
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(with_token(&page, &token)))
+}
+
+/// How every form that changes something starts in `pages`.
+const FORM_TAG: &str = "<form method=\"post\"";
+
+/// `page` with a hidden `_csrf` field holding `token` at the start of every
+/// POST form (the token is base64url: nothing to escape).
+fn with_token(page: &str, token: &str) -> String {
+    let field = format!(r#"<input type="hidden" name="_csrf" value="{token}">"#);
+    let mut out = String::with_capacity(page.len() + 64);
+    let mut rest = page;
+    while let Some(at) = rest.find(FORM_TAG) {
+        let Some(end) = rest[at..].find('>') else {
+            break;
+        };
+        let end = at + end + 1;
+        out.push_str(&rest[..end]);
+        out.push_str(&field);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, telling handlers
@@ -344,6 +491,38 @@ mod tests {
             let mode = std::fs::metadata(&file)?.permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_others_can_read_is_refused() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "planted-secret-planted-secret-planted-secret\n")?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666))?;
+        let err = load_or_create_secret(&file).expect_err("a 0666 secret file was trusted");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        assert!(!err.to_string().contains("planted"), "{err}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640))?;
+        assert!(load_or_create_secret(&file).is_err(), "group-readable");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        assert!(load_or_create_secret(&file)?.starts_with("planted"));
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_sqlite_database_is_created_owner_only() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("sessions.db");
+        create_sqlite_file_private(&format!("sqlite://{}?principal_index=true", db.display()))?;
+        assert_eq!(std::fs::metadata(&db)?.permissions().mode() & 0o777, 0o600);
+        // Other URLs and in-memory databases create nothing.
+        create_sqlite_file_private("sqlite::memory:")?;
+        create_sqlite_file_private("redis://127.0.0.1:6379")?;
         Ok(())
     }
 }

@@ -113,8 +113,23 @@ impl Device {
         self.send(req).await
     }
 
+    /// Posts `form` as the browser would: with the CSRF token of this
+    /// device's session, read from a page's form.
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Result<Page> {
-        let req = self.client.post(format!("{}{path}", self.base)).form(form);
+        let page = self.get("/cart").await?;
+        let token = page
+            .body
+            .split(r#"name="_csrf" value=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("no CSRF field on the cart page")?
+            .to_owned();
+        let mut fields = form.to_vec();
+        fields.push(("_csrf", &token));
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(&fields);
         self.send(req).await
     }
 

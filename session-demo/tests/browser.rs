@@ -130,24 +130,40 @@ fn raw_get(port: u16, path: &str, cookie: &str) -> Result<String> {
 /// `User-Agent`; returns the `connect.sid=…` cookie it was given.
 fn raw_login(port: u16, user: &str, user_agent: &str) -> Result<String> {
     use std::io::{Read as _, Write as _};
-    let body = format!("username={user}");
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {user_agent}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let exchange = |request: String| -> Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.write_all(request.as_bytes())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    };
+    let session_cookie = |out: &str| {
+        let head = out.split("\r\n\r\n").next().unwrap_or_default();
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case("set-cookie"))
+            .find_map(|(_, v)| v.trim().strip_prefix("connect.sid="))
+            .and_then(|v| v.split(';').next())
+            .map(|v| format!("connect.sid={v}"))
+    };
+    // The login form first, as a browser would: its session and CSRF token.
+    let form = exchange(format!(
+        "GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {user_agent}\r\nConnection: close\r\n\r\n"
+    ))?;
+    let cookie = session_cookie(&form).context("no session cookie on the login form")?;
+    let token = form
+        .split(r#"name="_csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no CSRF field in the login form")?;
+    let body = format!("username={user}&_csrf={token}");
+    let out = exchange(format!(
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {user_agent}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let head = out.split("\r\n\r\n").next().unwrap_or_default();
-    head.lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| v.trim().strip_prefix("connect.sid="))
-        .and_then(|v| v.split(';').next())
-        .map(|v| format!("connect.sid={v}"))
-        .with_context(|| format!("no session cookie on login: {head}"))
+    ))?;
+    let head = out.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+    session_cookie(&out).with_context(|| format!("no session cookie on login: {head}"))
 }
 
 /// Whether a WebDriver error is a page still being replaced under us.

@@ -282,6 +282,11 @@ pub struct SessionConfig {
     genid: GenId,
     /// Re-sign old-secret cookies on every response that finds the session.
     pub(crate) resign_old_cookies: bool,
+    /// Most live sessions one principal keeps; a login past it revokes the
+    /// oldest.
+    pub(crate) max_sessions_per_principal: Option<usize>,
+    /// Refuse unsafe methods from other sites (403).
+    pub(crate) reject_cross_site: bool,
     /// Per-request cookie settings for new sessions.
     pub(crate) cookie_fn: Option<CookieFn>,
     /// A closure needs the request ([`RequestHead`]).
@@ -323,6 +328,11 @@ impl fmt::Debug for SessionConfig {
             .field("save_uninitialized", &self.save_uninitialized)
             .field("rolling", &self.rolling)
             .field("resign_old_cookies", &self.resign_old_cookies)
+            .field(
+                "max_sessions_per_principal",
+                &self.max_sessions_per_principal,
+            )
+            .field("reject_cross_site", &self.reject_cross_site)
             .field("unset", &self.unset)
             .field("proxy", &self.proxy)
             .field("store_default_ttl", &self.store_default_ttl)
@@ -366,6 +376,8 @@ impl SessionConfig {
             proxy: None,
             genid: None,
             resign_old_cookies: false,
+            max_sessions_per_principal: None,
+            reject_cross_site: false,
             genid_per_request: false,
             cookie_fn: None,
             store_default_ttl: DEFAULT_TTL,
@@ -481,6 +493,8 @@ pub struct SessionConfigBuilder {
     proxy: Option<bool>,
     genid: Option<GenId>,
     resign_old_cookies: bool,
+    max_sessions_per_principal: Option<usize>,
+    reject_cross_site: bool,
     genid_per_request: bool,
     cookie_fn: Option<CookieFn>,
     store_default_ttl: Duration,
@@ -571,6 +585,33 @@ impl SessionConfigBuilder {
                 Err(e) => self.fail(e),
             }
         }
+        self
+    }
+
+    /// Cross-site request forgery protection at the layer (default off):
+    /// a request with an unsafe method (anything but GET, HEAD, OPTIONS,
+    /// TRACE) that the browser says comes from another site is answered
+    /// **403** before the handler runs: `Sec-Fetch-Site` other than
+    /// `same-origin` or `none`, or else an `Origin` whose host is not the
+    /// request's `Host`. Requests without either header (non-browser
+    /// clients, very old browsers) pass: pair it with
+    /// [`Session::csrf_token`](crate::Session::csrf_token) /
+    /// [`verify_csrf_token`](crate::Session::verify_csrf_token) in forms
+    /// for those. Cross-origin APIs that take credentials on purpose need
+    /// their own layer without it.
+    pub fn reject_cross_site_requests(mut self, on: bool) -> Self {
+        self.reject_cross_site = on;
+        self
+    }
+
+    /// At most `max` live sessions per principal: when a request gives a
+    /// session its principal ([`Session::set_principal`](crate::Session::set_principal),
+    /// a login), the principal's oldest other sessions (by creation) are
+    /// revoked after the save until it has `max`. Needs a store with the
+    /// per-user index (`Capabilities::principal_index`); without one it is
+    /// logged and nothing is revoked. Default: no limit. `0` counts as 1.
+    pub fn max_sessions_per_principal(mut self, max: usize) -> Self {
+        self.max_sessions_per_principal = Some(max.max(1));
         self
     }
 
@@ -993,15 +1034,23 @@ impl SessionConfigBuilder {
                 "cookie path must start with '/' and contain only printable ASCII without ';'",
             ));
         }
-        if self.secure == SecurePolicy::Never {
-            if self.same_site == SameSitePolicy::None {
+        // Browsers drop a `SameSite=None` cookie without `Secure`: refuse
+        // every setting that could send one.
+        match (self.secure, self.same_site) {
+            (SecurePolicy::Never | SecurePolicy::Auto, SameSitePolicy::None) => {
                 return Err(config_error(
-                    "SameSite=None requires Secure: use SecurePolicy::Always or Auto, or SameSitePolicy::Auto",
+                    "SameSite=None requires Secure on every response: use SecurePolicy::Always, or SameSitePolicy::Auto with SecurePolicy::Auto",
                 ));
             }
-            if self.partitioned {
-                return Err(config_error("Partitioned requires Secure"));
+            (SecurePolicy::Never, SameSitePolicy::Auto) => {
+                return Err(config_error(
+                    "SameSitePolicy::Auto sends SameSite=None on secure requests, which requires Secure: use SecurePolicy::Auto or Always with it",
+                ));
             }
+            _ => {}
+        }
+        if self.secure == SecurePolicy::Never && self.partitioned {
+            return Err(config_error("Partitioned requires Secure"));
         }
         if !(self.conflict_status.is_client_error() || self.conflict_status.is_server_error()) {
             return Err(config_error("conflict_status must be a 4xx or 5xx status"));
@@ -1067,6 +1116,8 @@ impl SessionConfigBuilder {
             proxy: self.proxy,
             per_request: self.genid_per_request || self.cookie_fn.is_some(),
             resign_old_cookies: self.resign_old_cookies,
+            max_sessions_per_principal: self.max_sessions_per_principal,
+            reject_cross_site: self.reject_cross_site,
             cookie_fn: self.cookie_fn,
             genid: self
                 .genid

@@ -73,7 +73,20 @@ fn trim(mut b: &[u8]) -> &[u8] {
 ///
 /// The headers are read as bytes: another cookie with bytes that are not
 /// UTF-8 (obs-text) does not hide the session cookie beside it.
-pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The longest raw cookie value that can hold a signed session id: every
+/// character of the decoded value percent-encoded would triple it.
+const MAX_RAW_COOKIE: usize = 3 * session_core::signing::MAX_SIGNED_LEN;
+
+/// What [`find`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// The decoded value.
+    Value(String),
+    /// A value too long to hold a signed session id: refused unread.
+    TooLong,
+}
+
+pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<Found> {
     for header in headers.get_all(COOKIE) {
         for pair in header.as_bytes().split(|&b| b == b';') {
             let Some(eq) = pair.iter().position(|&b| b == b'=') else {
@@ -90,8 +103,11 @@ pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
             if value.is_empty() {
                 return None;
             }
+            if value.len() > MAX_RAW_COOKIE {
+                return Some(Found::TooLong);
+            }
             let text = String::from_utf8_lossy(value);
-            return Some(decode_component(&text).into_owned());
+            return Some(Found::Value(decode_component(&text).into_owned()));
         }
     }
     None
@@ -130,7 +146,8 @@ pub(crate) fn read_cookie(
 ) -> (SessionCookie, Option<String>) {
     match find(headers, name) {
         None => (SessionCookie::Absent, None),
-        Some(value) => match verify(&value, signer) {
+        Some(Found::TooLong) => (SessionCookie::Invalid, None),
+        Some(Found::Value(value)) => match verify(&value, signer) {
             SessionCookie::Valid(v) if v.secret_index == 0 => {
                 (SessionCookie::Valid(v), Some(value))
             }
@@ -179,6 +196,7 @@ pub fn read_session_header(
     match token {
         None | Some(Ok("")) => SessionCookie::Absent,
         Some(Err(())) => SessionCookie::Invalid,
+        Some(Ok(token)) if token.len() > MAX_RAW_COOKIE => SessionCookie::Invalid,
         Some(Ok(token)) => verify(&decode_component(token), signer),
     }
 }
@@ -285,6 +303,14 @@ pub(crate) fn expired(config: &SessionConfig, meta: &CookieMeta) -> Option<Heade
 
 #[cfg(test)]
 mod tests {
+    /// The decoded value [`find`] returned, if any.
+    fn found(f: Option<Found>) -> Option<String> {
+        match f? {
+            Found::Value(v) => Some(v),
+            Found::TooLong => Some("<too long>".into()),
+        }
+    }
+
     use super::*;
     use http::HeaderMap;
 
@@ -301,11 +327,11 @@ mod tests {
     #[test]
     fn first_cookie_wins_and_plus_stays_plus() {
         let h = headers(&["a=1; sid=s%3Aab+c; sid=second", "sid=third"]);
-        assert_eq!(find(&h, "sid").as_deref(), Some("s:ab+c"));
+        assert_eq!(found(find(&h, "sid")).as_deref(), Some("s:ab+c"));
         let h = headers(&["x=1", "sid=\"quoted\""]);
-        assert_eq!(find(&h, "sid").as_deref(), Some("quoted"));
+        assert_eq!(found(find(&h, "sid")).as_deref(), Some("quoted"));
         let h = headers(&["sid=; sid=later"]);
-        assert_eq!(find(&h, "sid"), None);
+        assert_eq!(found(find(&h, "sid")), None);
         assert_eq!(find(&headers(&["novalue; other=1"]), "sid"), None);
     }
 
@@ -315,7 +341,7 @@ mod tests {
         let raw =
             HeaderValue::from_bytes(b"pref=caf\xe9; sid=s%3Aabc; x=\xff\xfe").expect("obs-text");
         h.append(COOKIE, raw);
-        assert_eq!(find(&h, "sid").as_deref(), Some("s:abc"));
+        assert_eq!(found(find(&h, "sid")).as_deref(), Some("s:abc"));
         // Our own cookie with such bytes is present but invalid, and still wins.
         let mut h = HeaderMap::new();
         h.append(
@@ -323,15 +349,18 @@ mod tests {
             HeaderValue::from_bytes(b"sid=\xff").expect("obs-text"),
         );
         h.append(COOKIE, HeaderValue::from_static("sid=later"));
-        assert_eq!(find(&h, "sid").as_deref(), Some("\u{fffd}"));
+        assert_eq!(found(find(&h, "sid")).as_deref(), Some("\u{fffd}"));
     }
 
     #[test]
     fn spaces_and_tabs_are_trimmed_like_the_cookie_package() {
         let h = headers(&["a=1;\t sid \t=\t \"s%3Ax\" ;b=2"]);
-        assert_eq!(find(&h, "sid").as_deref(), Some("s:x"));
-        assert_eq!(find(&headers(&["sid=\""]), "sid").as_deref(), Some("\""));
-        assert_eq!(find(&headers(&["sid=\"\""]), "sid"), None);
+        assert_eq!(found(find(&h, "sid")).as_deref(), Some("s:x"));
+        assert_eq!(
+            found(find(&headers(&["sid=\""]), "sid")).as_deref(),
+            Some("\"")
+        );
+        assert_eq!(found(find(&headers(&["sid=\"\""]), "sid")), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ enum Kind {
     Value(serde_json::Error),
     ReservedKey(&'static str),
     ReservedByNode(&'static str),
+    Csrf,
     InvalidCookie(&'static str),
     TooLarge { size: usize, limit: usize },
     Conflict,
@@ -57,6 +58,13 @@ impl SessionError {
 
     pub(crate) fn reserved_by_node(key: &'static str) -> Self {
         Self::internal(Kind::ReservedByNode(key))
+    }
+
+    pub(crate) fn csrf() -> Self {
+        SessionError {
+            kind: Kind::Csrf,
+            status: StatusCode::FORBIDDEN,
+        }
     }
 
     pub(crate) fn invalid_cookie(what: &'static str) -> Self {
@@ -106,6 +114,12 @@ impl SessionError {
         matches!(self.kind, Kind::Conflict)
     }
 
+    /// A CSRF token was missing or did not match the session's (answers
+    /// 403).
+    pub fn is_csrf(&self) -> bool {
+        matches!(self.kind, Kind::Csrf)
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -118,6 +132,7 @@ impl fmt::Display for SessionError {
             Kind::Store(_) => f.write_str("session store failed"),
             Kind::Value(_) => f.write_str("session value could not be converted from or to JSON"),
             Kind::ReservedKey(key) => write!(f, "the session key {key:?} is reserved"),
+            Kind::Csrf => f.write_str("the CSRF token is missing or does not match the session's"),
             Kind::ReservedByNode(key) => write!(
                 f,
                 "the session key {key:?} is reserved by express-session (a Node service sharing the store would drop it)"
@@ -159,7 +174,11 @@ pub(crate) fn decorate(headers: &mut http::HeaderMap) {
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
-        let (status, body) = opaque_parts(self.status);
+        let (status, body) = match self.kind {
+            // Nothing to hide: say what was refused.
+            Kind::Csrf => (self.status, "Forbidden: missing or invalid CSRF token"),
+            _ => opaque_parts(self.status),
+        };
         let mut res = body.into_response();
         *res.status_mut() = status;
         decorate(res.headers_mut());

@@ -394,6 +394,7 @@ impl Jwt {
         let mut v = Validation::new(self.inner.algorithm.jwt());
         // `exp` is checked below with signed arithmetic; required here.
         v.validate_exp = false;
+        v.validate_nbf = false;
         v.leeway = 0;
         let mut required = vec!["exp"];
         if self.inner.issuer.is_some() {
@@ -438,12 +439,27 @@ impl Jwt {
         let jti = take_string(&mut claims, "jti")
             .filter(|j| deny_id(j).is_some())
             .ok_or(JwtError::Invalid)?;
-        for name in ["iss", "aud", "nbf"] {
+        // Time claims are checked here, each parsed strictly: a `nbf` that
+        // is not an integer is invalid, never skipped (jsonwebtoken 9's own
+        // checks treat a mistyped claim as absent, GHSA-h395-gr6q-cpjc;
+        // they are all off here).
+        let nbf = match claims.shift_remove("nbf") {
+            None => None,
+            Some(v) => Some(v.as_i64().ok_or(JwtError::Invalid)?),
+        };
+        for name in ["iss", "aud"] {
             claims.shift_remove(name);
         }
         let now = time::now().timestamp_millis().div_euclid(1000);
-        if exp.saturating_add(self.inner.leeway_secs) <= now {
+        let leeway = self.inner.leeway_secs;
+        if exp.saturating_add(leeway) <= now {
             return Err(JwtError::Expired);
+        }
+        // Not valid yet, or issued in the future (beyond the clock leeway).
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway))
+            || iat > now.saturating_add(leeway)
+        {
+            return Err(JwtError::Invalid);
         }
         Ok(Checked {
             sid,

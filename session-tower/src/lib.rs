@@ -19,7 +19,7 @@ pub use config::{
 pub use error::{MissingSession, SessionError};
 pub use events::{ExpiredReason, SessionEvent};
 pub use service::{ClientIp, SecureConnection, SessionLayer, SessionService};
-pub use session::{Session, NODE_RESERVED_KEYS};
+pub use session::{Session, CSRF_SESSION_KEY, NODE_RESERVED_KEYS};
 
 /// Internals exposed for the fuzz targets and their corpus-replay tests, so
 /// they run the very code the middleware runs. Not a stable API.

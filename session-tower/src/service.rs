@@ -112,10 +112,61 @@ impl Throttle {
     }
 }
 
+/// Seconds between two warnings about refused credentials.
+const REFUSED_WARN_INTERVAL: u64 = 60;
+
+/// Refused cookies and tokens (forged, unsigned, malformed): all counted,
+/// logged at `debug`, and at `warn` at most once a minute with the count
+/// since the last warning, so a flood of forged cookies cannot flood the
+/// log.
+#[derive(Default)]
+pub(crate) struct Refused {
+    total: std::sync::atomic::AtomicU64,
+    since_warning: std::sync::atomic::AtomicU64,
+    /// Seconds since `start` of the last warning, plus one (0: never).
+    last_warning: std::sync::atomic::AtomicU64,
+    start: std::sync::OnceLock<Instant>,
+}
+
+impl Refused {
+    /// Counts one; `Some(n)` when a warning is due, `n` refused since the
+    /// previous one.
+    fn record(&self, now: Instant) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.total.fetch_add(1, Relaxed);
+        self.since_warning.fetch_add(1, Relaxed);
+        let start = *self.start.get_or_init(|| now);
+        let secs = now.saturating_duration_since(start).as_secs() + 1;
+        let last = self.last_warning.load(Relaxed);
+        let due = last == 0 || secs >= last + REFUSED_WARN_INTERVAL;
+        if due
+            && self
+                .last_warning
+                .compare_exchange(last, secs, Relaxed, Relaxed)
+                .is_ok()
+        {
+            return Some(self.since_warning.swap(0, Relaxed));
+        }
+        None
+    }
+
+    fn log(&self, what: &'static str, name: &str) {
+        tracing::debug!(credential = %name, "{what}");
+        if let Some(n) = self.record(Instant::now()) {
+            tracing::warn!(
+                credential = %name,
+                refused = n,
+                "{what} ({n} refused credentials since the last warning; one warning a minute at most)"
+            );
+        }
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) config: SessionConfig,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) throttle: Throttle,
+    pub(crate) refused: Refused,
 }
 
 /// The session middleware: a tower [`Layer`] for http 1.x services
@@ -162,8 +213,21 @@ impl SessionLayer {
                 config,
                 store,
                 throttle,
+                refused: Refused::default(),
             }),
         }
+    }
+}
+
+impl SessionLayer {
+    /// How many session cookies and tokens this layer refused so far
+    /// (unsigned, forged, malformed, too long): a metric for forged-cookie
+    /// floods, which are logged at `warn` only once a minute.
+    pub fn refused_credentials(&self) -> u64 {
+        self.shared
+            .refused
+            .total
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -199,6 +263,39 @@ fn original_uri<B>(req: &Request<B>) -> &http::Uri {
         return uri;
     }
     req.uri()
+}
+
+/// Which browser signal says an unsafe request comes from another site:
+/// `Sec-Fetch-Site` (anything but `same-origin` or `none`), else an `Origin`
+/// whose host and port differ from the `Host` the request was sent to.
+/// `None` for safe methods, same-origin requests and requests with neither
+/// header.
+fn cross_site<B>(req: &Request<B>) -> Option<&'static str> {
+    use http::Method;
+    if matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    ) {
+        return None;
+    }
+    if let Some(site) = req.headers().get("sec-fetch-site") {
+        return match site.as_bytes() {
+            b"same-origin" | b"none" => None,
+            _ => Some("Sec-Fetch-Site"),
+        };
+    }
+    let origin = req.headers().get(http::header::ORIGIN)?;
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let same = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .is_some_and(|(_, o)| Some(o.trim_end_matches('/')) == host);
+    (!same).then_some("Origin")
 }
 
 /// express-session's `issecure`: TLS, else (with `proxy = Some(true)`) the
@@ -240,7 +337,14 @@ impl Shared {
                 SessionCookie::Valid(v) => return (Some(v), Some(Source::Header), None),
                 SessionCookie::Absent => {}
                 SessionCookie::Unsigned | SessionCookie::Invalid => {
-                    tracing::warn!(header = %config.header.request.as_ref().map_or("authorization", |h| h.as_str()), "session token with an invalid signature or malformed id ignored");
+                    self.refused.log(
+                        "session token with an invalid signature or malformed id ignored",
+                        config
+                            .header
+                            .request
+                            .as_ref()
+                            .map_or("authorization", |h| h.as_str()),
+                    );
                 }
             }
         }
@@ -251,10 +355,14 @@ impl Shared {
                     return (Some(v), Some(Source::Cookie), signed)
                 }
                 (SessionCookie::Unsigned, _) => {
-                    tracing::warn!(cookie = %config.name, "unsigned session cookie ignored");
+                    self.refused
+                        .log("unsigned session cookie ignored", &config.name);
                 }
                 (SessionCookie::Invalid, _) => {
-                    tracing::warn!(cookie = %config.name, "session cookie with an invalid signature or malformed id ignored");
+                    self.refused.log(
+                        "session cookie with an invalid signature or malformed id ignored",
+                        &config.name,
+                    );
                 }
             }
         }
@@ -321,6 +429,17 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = &self.shared.config;
+        if config.reject_cross_site {
+            if let Some(signal) = cross_site(&req) {
+                tracing::debug!(signal, method = %req.method(), "cross-site request refused");
+                let mut res = Response::new(ResBody::from(
+                    "Forbidden: cross-site request (Origin / Sec-Fetch-Site)",
+                ));
+                *res.status_mut() = http::StatusCode::FORBIDDEN;
+                decorate(res.headers_mut());
+                return Box::pin(async move { Ok(res) });
+            }
+        }
         // express-session steps aside when `req.session` already exists: a
         // second layer with the same cookie (two merged routers that each
         // carry it, a layer on a router and on a route) leaves the request
@@ -408,5 +527,28 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<Session>().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_warn_once_a_minute_and_are_all_counted() {
+        let r = Refused::default();
+        let t0 = Instant::now();
+        assert_eq!(r.record(t0), Some(1), "the first one warns");
+        for i in 1..1000 {
+            assert_eq!(r.record(t0 + Duration::from_millis(i)), None);
+        }
+        let later = t0 + Duration::from_secs(REFUSED_WARN_INTERVAL + 1);
+        assert_eq!(
+            r.record(later),
+            Some(1000),
+            "then one warning with the count"
+        );
+        assert_eq!(r.record(later), None);
+        assert_eq!(r.total.load(std::sync::atomic::Ordering::Relaxed), 1002);
     }
 }

@@ -16,6 +16,7 @@ use session_core::{
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument;
 
@@ -178,6 +179,9 @@ struct Active {
     /// `expires` changed in `update_cookie`): it is sent as set, not
     /// recomputed from `originalMaxAge` at the end of the request.
     expires_pinned: bool,
+    /// `set_principal` gave the session a principal during this request
+    /// (a login): `max_sessions_per_principal` is enforced after the save.
+    principal_set: bool,
     /// Written to the store during this request already.
     written: bool,
     /// The stored version, with compare-and-set saves.
@@ -208,6 +212,9 @@ impl Active {
         }
     }
 }
+
+/// The session data key of the CSRF token ([`Session::csrf_token`]).
+pub const CSRF_SESSION_KEY: &str = "_csrfToken";
 
 /// Keys a Node service sharing the store can never keep: express-session's
 /// `Session` has them already (`id`, `req` and its methods) or inherits them
@@ -376,14 +383,16 @@ impl Handle {
             gone: false,
             cookie_changed: false,
             expires_pinned: false,
+            principal_set: false,
             written: false,
             version: None,
         }
     }
 
-    fn inflate(&self, (record, version): (Record, Option<Version>)) -> Active {
+    fn inflate(&self, (mut record, version): (Record, Option<Version>)) -> Active {
         let data = record.data.clone();
-        Active {
+        let given_deadline = self.give_deadline(&mut record);
+        let mut active = Active {
             saved_data: if self.shared.config.resave {
                 Saved::Nothing
             } else {
@@ -397,9 +406,89 @@ impl Handle {
             gone: false,
             cookie_changed: false,
             expires_pinned: false,
+            principal_set: false,
             written: false,
             version,
+        };
+        // Saved, with its capped cookie, on this response.
+        active.cookie_changed = given_deadline;
+        active
+    }
+
+    /// `max_sessions_per_principal`: after a login stored `record`, the
+    /// principal's oldest other sessions (by creation, then last use) are
+    /// revoked until it has at most `max`. Best effort: a store without the
+    /// per-user index, or a failure, is logged and the login stands.
+    async fn cap_principal_sessions(&self, record: &Record, max: usize) {
+        let Some(principal) = record.principal() else {
+            return;
+        };
+        let store = &self.shared.store;
+        if !store.capabilities().principal_index {
+            tracing::warn!("max_sessions_per_principal needs a store with the per-user index");
+            return;
         }
+        let current = store.listed_id(&record.id);
+        let mut others: Vec<(Option<Timestamp>, Option<Timestamp>, SessionId)> =
+            match store.principal_sessions(principal).await {
+                Ok(list) => list
+                    .into_iter()
+                    .filter(|r| r.id != current)
+                    .map(|r| {
+                        let meta = read_meta(&r).unwrap_or_default();
+                        (meta.created, meta.last_seen, r.id)
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "max_sessions_per_principal: listing failed");
+                    return;
+                }
+            };
+        let keep = max.saturating_sub(1);
+        if others.len() <= keep {
+            return;
+        }
+        // Oldest first (an unknown time counts as oldest).
+        others.sort();
+        let excess = others.len() - keep;
+        for (_, _, listed) in others.into_iter().take(excess) {
+            match store.destroy_listed(&listed).await {
+                Ok(()) => {
+                    self.shared.throttle.forget(&listed);
+                    tracing::debug!("max_sessions_per_principal: oldest session revoked");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "max_sessions_per_principal: revoking failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A loaded session with no expiry policy of its own, under a layer
+    /// whose policy has an absolute lifetime (configured after the session
+    /// was created): it gets its deadline now, counted from this first load,
+    /// instead of living forever while only read. `true` when it did.
+    fn give_deadline(&self, record: &mut Record) -> bool {
+        let Some(policy) = &self.shared.config.expiry_policy else {
+            return false;
+        };
+        let Some(absolute) = policy.absolute_lifetime() else {
+            return false;
+        };
+        let meta = read_meta(record);
+        if meta.as_ref().is_some_and(SessionMeta::has_expiry_policy) {
+            return false;
+        }
+        let now = time::now();
+        let mut meta = meta.unwrap_or_default();
+        meta.last_seen.get_or_insert(now);
+        meta.idle_timeout_secs = policy.idle_timeout().map(|d| d.as_secs());
+        meta.absolute_deadline = Some(after(now, absolute));
+        write_meta(record, &meta);
+        apply_expiry(record, now);
+        tracing::debug!("session older than the absolute lifetime policy: deadline set");
+        true
     }
 
     /// Loads a live session. One past its absolute deadline (which a store
@@ -809,6 +898,11 @@ impl Handle {
         if a.gone {
             return Ok(Delivery::default());
         }
+        if a.principal_set && a.in_store {
+            if let Some(max) = config.max_sessions_per_principal {
+                self.cap_principal_sessions(&a.record, max).await;
+            }
+        }
         // A record created during this request must be reachable by the browser.
         set_cookie |= is_new && a.in_store;
         if a.in_store && !st.doomed.is_empty() {
@@ -888,6 +982,41 @@ impl Session {
         Ok(())
     }
 
+    /// This session's CSRF token (a synchronizer token): put it in every
+    /// form that changes something (a hidden field) or in a request header
+    /// of your scripts, and check it with
+    /// [`verify_csrf_token`](Self::verify_csrf_token). Made on first use (24
+    /// random bytes, base64url) and kept in the session under
+    /// [`CSRF_SESSION_KEY`]; the session is then saved, so a login form can
+    /// carry one before anyone signs in. `regenerate` starts a new one.
+    pub async fn csrf_token(&self) -> Result<String, SessionError> {
+        if let Some(token) = self.get::<String>(CSRF_SESSION_KEY).await? {
+            if SessionId::parse(&token).is_ok() {
+                return Ok(token);
+            }
+        }
+        let token = SessionId::generate().as_str().to_owned();
+        self.insert(CSRF_SESSION_KEY, &token).await?;
+        Ok(token)
+    }
+
+    /// Checks a CSRF token from a form field or a header against this
+    /// session's, in constant time: a missing, wrong or absent-from-session
+    /// token is an error answering **403**
+    /// ([`SessionError::is_csrf`]). Nothing is created or written.
+    pub async fn verify_csrf_token(&self, presented: &str) -> Result<(), SessionError> {
+        let expected: Option<String> = self.get(CSRF_SESSION_KEY).await?;
+        match expected {
+            Some(e)
+                if !presented.is_empty()
+                    && bool::from(e.as_bytes().ct_eq(presented.as_bytes())) =>
+            {
+                Ok(())
+            }
+            _ => Err(SessionError::csrf()),
+        }
+    }
+
     /// Removes `key` and returns its value, deserialized.
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         reserved_meta(key)?;
@@ -952,6 +1081,7 @@ impl Session {
         if meta.principal == principal {
             return Ok(());
         }
+        a.principal_set = principal.is_some();
         meta.principal = principal;
         meta.last_seen.get_or_insert_with(time::now);
         write_meta(&mut a.record, &meta);

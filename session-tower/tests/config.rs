@@ -79,6 +79,21 @@ fn insecure_combinations_are_refused() {
         "SameSite=None without Secure",
     );
     refused(b().partitioned(true), "Partitioned without Secure");
+    // What browsers drop: SameSite=None without Secure on some response.
+    refused(
+        b().same_site(SameSitePolicy::Auto),
+        "SameSite=Auto with Secure=Never (None on secure requests, never Secure)",
+    );
+    refused(
+        b().same_site(SameSitePolicy::None)
+            .secure(SecurePolicy::Auto),
+        "SameSite=None with Secure=Auto (no Secure on plain requests)",
+    );
+    assert!(b()
+        .same_site(SameSitePolicy::Auto)
+        .secure(SecurePolicy::Auto)
+        .build()
+        .is_ok());
     assert!(b()
         .same_site(SameSitePolicy::None)
         .secure(SecurePolicy::Always)

@@ -312,13 +312,17 @@ async fn client_tracking_records_user_agent_and_address() {
     assert_eq!(meta_of(&store.peek(&r.sid()).await.unwrap()).ip, None);
 }
 
+/// A policy with only an idle timeout reaches older sessions on their next
+/// save (a read adds nothing); one with an absolute lifetime reaches them on
+/// their first load (see the next test), counted from then.
 #[tokio::test]
-async fn older_sessions_get_the_policy_on_their_next_save_only() {
+async fn older_sessions_get_the_policy_on_their_next_save_or_first_load() {
     let store = Counting::new();
+    let idle_only = ExpiryPolicy::new().idle(30 * MIN);
     let base = serve(
         routes(),
         store.clone(),
-        config().expiry_policy(policy()).build().unwrap(),
+        config().expiry_policy(idle_only).build().unwrap(),
     )
     .await;
     let id = SessionId::generate();
@@ -333,18 +337,31 @@ async fn older_sessions_get_the_policy_on_their_next_save_only() {
         json,
         "a read does not add metadata"
     );
-
-    let before = time::now();
     get_with_cookie(&format!("{base}/inc"), &cookie_for(&id)).await;
     let record = store.peek(&id).await.unwrap();
     let meta = meta_of(&record);
     assert_eq!(meta.created, None, "unknown");
     assert_eq!(meta.idle_timeout_secs, Some(1800));
+    assert_eq!(meta.absolute_deadline, None);
+    assert_eq!(record.data["n"], 2);
+
+    // With an absolute lifetime: the first load, even a read, sets it.
+    let base = serve(
+        routes(),
+        store.clone(),
+        config().expiry_policy(policy()).build().unwrap(),
+    )
+    .await;
+    let id = SessionId::generate();
+    store.put(&Record::new(id.clone())).await;
+    let before = time::now();
+    get_with_cookie(&format!("{base}/read"), &cookie_for(&id)).await;
+    let meta = meta_of(&store.peek(&id).await.unwrap());
+    assert_eq!(meta.created, None, "unknown");
     assert!(
         meta.absolute_deadline.unwrap().timestamp_millis()
             >= before.timestamp_millis() + ms(12 * 60 * MIN)
     );
-    assert_eq!(record.data["n"], 2);
 }
 
 #[tokio::test]
@@ -451,4 +468,45 @@ async fn an_expiry_set_by_the_handler_sticks() {
     let epoch = get_with_cookie(&format!("{base}/epoch"), &cookie).await;
     let sc = epoch.set_cookie().unwrap().to_owned();
     assert!(sc.contains("Expires=Thu, 01 Jan 1970 00:00:00 GMT"), "{sc}");
+}
+
+/// A session created before the absolute lifetime was configured (no
+/// metadata at all) gets its deadline on its first load under the policy,
+/// even on read-only requests: a stolen cookie no longer lives forever.
+#[tokio::test]
+async fn a_session_older_than_the_policy_gets_its_deadline_on_first_load() {
+    let store = Counting::new();
+    let id = SessionId::generate();
+    let mut record = Record::new(id.clone());
+    record.data.insert("n".into(), 7.into());
+    record.cookie.set_max_age(Some(DAY), time::now());
+    store.put(&record).await;
+    let base = serve(
+        routes(),
+        store.clone(),
+        config().expiry_policy(policy()).build().unwrap(),
+    )
+    .await;
+    let before = time::now().timestamp_millis();
+    let r = get_with_cookie(&format!("{base}/read"), &cookie_for(&id)).await;
+    assert_eq!(r.body, "n=Some(7)");
+    let stored = store.peek(&id).await.expect("still there");
+    let deadline = meta_of(&stored)
+        .absolute_deadline
+        .expect("a deadline from this first load")
+        .timestamp_millis();
+    assert!(
+        deadline >= before + ms(12 * 60 * MIN)
+            && deadline <= time::now().timestamp_millis() + ms(12 * 60 * MIN)
+    );
+    // The cookie follows the policy (idle 30 min, capped by the deadline).
+    assert!(r.set_cookie().is_some());
+    let expires = stored.cookie.expires.unwrap().timestamp_millis();
+    assert!(expires <= deadline && expires <= time::now().timestamp_millis() + ms(30 * MIN));
+    // The deadline is kept, not pushed on later loads.
+    let _ = get_with_cookie(&format!("{base}/read"), &cookie_for(&id)).await;
+    let again = meta_of(&store.peek(&id).await.unwrap())
+        .absolute_deadline
+        .unwrap();
+    assert_eq!(again.timestamp_millis(), deadline);
 }

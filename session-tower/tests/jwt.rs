@@ -330,3 +330,66 @@ fn configuration_is_checked() {
     );
     assert!(!debug.contains(KEY_A));
 }
+
+/// `nbf` and `iat` are checked, strictly typed: a token not valid yet, one
+/// issued in the future, or one whose `nbf` is a string (the type confusion
+/// of GHSA-h395-gr6q-cpjc in jsonwebtoken 9) is refused.
+#[tokio::test]
+async fn not_before_and_issued_at_are_validated() {
+    let store = Arc::new(MemoryStore::new());
+    let jwt = jwt(&store);
+    let now = time::now().timestamp();
+    let sign = |claims: serde_json::Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(KEY_A.as_bytes()),
+        )
+        .unwrap()
+    };
+    let base = |extra: serde_json::Value| {
+        let mut c = serde_json::json!({
+            "sid": SessionId::generate().as_str(),
+            "jti": "0123456789abcdef0123456789abcdef",
+            "iat": now,
+            "exp": now + 600,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        sign(c)
+    };
+    // The control: a well-formed token verifies, with a past nbf too.
+    assert!(jwt
+        .verify::<serde_json::Value>(&base(serde_json::json!({})))
+        .await
+        .is_ok());
+    assert!(jwt
+        .verify::<serde_json::Value>(&base(serde_json::json!({ "nbf": now - 10 })))
+        .await
+        .is_ok());
+    for bad in [
+        serde_json::json!({ "nbf": now + 3600 }),
+        serde_json::json!({ "nbf": (now + 3600).to_string() }),
+        serde_json::json!({ "nbf": "99999999999" }),
+        serde_json::json!({ "iat": now + 3600 }),
+        serde_json::json!({ "iat": now.to_string() }),
+    ] {
+        assert!(
+            matches!(
+                jwt.verify::<serde_json::Value>(&base(bad.clone())).await,
+                Err(JwtError::Invalid)
+            ),
+            "{bad}"
+        );
+    }
+    // Within the configured leeway, a slightly early nbf is accepted.
+    let lenient = builder(&store)
+        .leeway(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    assert!(lenient
+        .verify::<serde_json::Value>(&base(serde_json::json!({ "nbf": now + 30 })))
+        .await
+        .is_ok());
+}

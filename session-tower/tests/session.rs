@@ -1321,3 +1321,46 @@ async fn a_handle_used_after_its_response_fails_instead_of_losing_writes() {
     assert_eq!(err.status().as_u16(), 500);
     assert!(err.to_string().contains("after its response"));
 }
+
+/// `max_sessions_per_principal`: a login past the limit revokes the user's
+/// oldest sessions; other users and the current session are untouched.
+#[tokio::test]
+async fn logins_past_max_sessions_per_principal_revoke_the_oldest() {
+    let store = Arc::new(store_memory::MemoryStore::new());
+    let router = Router::new().route(
+        "/login/{user}",
+        route(
+            |s: Session, axum::extract::Path(user): axum::extract::Path<String>| async move {
+                s.regenerate().await?;
+                s.set_principal(Some(user)).await?;
+                Ok::<_, SessionError>("in")
+            },
+        ),
+    );
+    let config = config().max_sessions_per_principal(3).build().unwrap();
+    let base =
+        serve_plain(router.layer(session_tower::SessionLayer::from_arc(store.clone(), config)))
+            .await;
+    let mut alice = Vec::new();
+    for _ in 0..5 {
+        alice.push(get(&format!("{base}/login/alice"), &[]).await.sid());
+    }
+    let bob = get(&format!("{base}/login/bob"), &[]).await.sid();
+    let listed: Vec<SessionId> = store
+        .principal_sessions("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    // The latest login is always kept; two of the four before it went
+    // (the oldest by creation time, to the millisecond).
+    assert!(listed.contains(&alice[4]));
+    let mut alive = 0;
+    for id in &alice[..4] {
+        alive += usize::from(store.load(id).await.unwrap().is_some());
+    }
+    assert_eq!(alive, 2);
+    assert!(store.load(&bob).await.unwrap().is_some());
+}

@@ -4,7 +4,9 @@
 //! Unlike express's `MemoryStore` and tower-sessions' `MemoryStore`, it does
 //! not leak: expired sessions are evicted when touched by any operation and
 //! by [`MemoryStore::spawn_sweeper`], and an optional capacity bound evicts
-//! the sessions closest to expiry first. Records are kept as express-session
+//! anonymous sessions (no principal, see `Record::principal`) before
+//! signed-in ones, each the closest to expiry first: a flood of anonymous
+//! sessions cannot push signed-in users out. Records are kept as express-session
 //! JSON, so what you load is always a copy.
 //!
 //! ```
@@ -57,6 +59,10 @@ struct State {
     map: HashMap<SessionId, Entry>,
     /// (expiry, id), for sweeping and capacity eviction in O(log n).
     by_expiry: BTreeSet<(i64, SessionId)>,
+    /// The same for anonymous records (no principal) only: capacity
+    /// eviction takes them first, so a flood of anonymous sessions cannot
+    /// push signed-in users out.
+    anonymous_by_expiry: BTreeSet<(i64, SessionId)>,
     /// principal → ids of its records, kept in step with `map`.
     by_principal: HashMap<Box<str>, HashSet<SessionId>>,
 }
@@ -64,12 +70,20 @@ struct State {
 impl State {
     fn remove(&mut self, id: &SessionId) -> Option<Entry> {
         let entry = self.map.remove(id)?;
-        self.by_expiry.remove(&(entry.expires_ms, id.clone()));
+        let key = (entry.expires_ms, id.clone());
+        if entry.principal.is_none() {
+            self.anonymous_by_expiry.remove(&key);
+        }
+        self.by_expiry.remove(&key);
         self.unindex(entry.principal.as_deref(), id);
         Some(entry)
     }
 
     fn insert(&mut self, id: SessionId, entry: Entry) {
+        if entry.principal.is_none() {
+            self.anonymous_by_expiry
+                .insert((entry.expires_ms, id.clone()));
+        }
         self.by_expiry.insert((entry.expires_ms, id.clone()));
         if let Some(p) = &entry.principal {
             self.by_principal
@@ -79,6 +93,10 @@ impl State {
         }
         let principal = entry.principal.clone();
         if let Some(old) = self.map.insert(id.clone(), entry) {
+            if old.principal.is_none() {
+                self.anonymous_by_expiry
+                    .remove(&(old.expires_ms, id.clone()));
+            }
             self.by_expiry.remove(&(old.expires_ms, id.clone()));
             if old.principal != principal {
                 self.unindex(old.principal.as_deref(), &id);
@@ -97,10 +115,17 @@ impl State {
         let old = std::mem::replace(slot, entry);
         let expires_ms = slot.expires_ms;
         let moved_principal = (old.principal != slot.principal).then(|| slot.principal.clone());
-        if old.expires_ms != expires_ms {
+        let anonymous = slot.principal.is_none();
+        if old.expires_ms != expires_ms || old.principal.is_none() != anonymous {
             let mut key = (old.expires_ms, id.clone());
+            if old.principal.is_none() {
+                self.anonymous_by_expiry.remove(&key);
+            }
             self.by_expiry.remove(&key);
             key.0 = expires_ms;
+            if anonymous {
+                self.anonymous_by_expiry.insert(key.clone());
+            }
             self.by_expiry.insert(key);
         }
         if let Some(principal) = moved_principal {
@@ -141,8 +166,14 @@ impl State {
 
     fn set_expiry(&mut self, id: &SessionId, expires_ms: i64) {
         if let Some(e) = self.map.get_mut(id) {
-            self.by_expiry.remove(&(e.expires_ms, id.clone()));
+            let anonymous = e.principal.is_none();
+            let old = (e.expires_ms, id.clone());
             e.expires_ms = expires_ms;
+            if anonymous {
+                self.anonymous_by_expiry.remove(&old);
+                self.anonymous_by_expiry.insert((expires_ms, id.clone()));
+            }
+            self.by_expiry.remove(&old);
             self.by_expiry.insert((expires_ms, id.clone()));
         }
     }
@@ -166,7 +197,14 @@ impl State {
         }
         self.sweep(now_ms);
         while self.map.len() > cap {
-            let Some((_, id)) = self.by_expiry.first().cloned() else {
+            // Anonymous sessions first, then signed-in ones; within each,
+            // the closest to expiry.
+            let next = self
+                .anonymous_by_expiry
+                .first()
+                .or_else(|| self.by_expiry.first())
+                .cloned();
+            let Some((_, id)) = next else {
                 break;
             };
             self.remove(&id);
@@ -189,7 +227,8 @@ impl MemoryStoreBuilder {
     }
 
     /// At most this many sessions; past it, expired sessions go first, then
-    /// those closest to expiry. Unbounded by default.
+    /// anonymous ones (no principal), then signed-in ones, each the closest
+    /// to expiry first. Unbounded by default.
     pub fn capacity(mut self, max_sessions: usize) -> Self {
         self.capacity = Some(max_sessions);
         self
@@ -458,6 +497,53 @@ mod tests {
         let mut r = Record::new(SessionId::generate());
         r.cookie.expires = Some(time::from_millis(time::now().timestamp_millis() + ms));
         r
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_anonymous_sessions_does_not_evict_signed_in_users() -> Result<()> {
+        let store = MemoryStore::builder().capacity(3).build();
+        let mut alice = record_expiring_in(60_000);
+        let mut meta = session_core::SessionMeta::default();
+        meta.principal = Some("alice".into());
+        alice.set_meta(Some(&meta))?;
+        store.create(&alice).await?;
+        let flood: Vec<Record> = (0..10).map(|i| record_expiring_in(600_000 + i)).collect();
+        for r in &flood {
+            store.create(r).await?;
+        }
+        assert_eq!(store.len_including_expired(), 3);
+        assert!(
+            store.load(&alice.id).await?.is_some(),
+            "the signed-in user was evicted"
+        );
+        // The newest anonymous sessions stayed; the oldest went first.
+        assert!(store.load(&flood[9].id).await?.is_some());
+        assert!(store.load(&flood[8].id).await?.is_some());
+        assert!(store.load(&flood[0].id).await?.is_none());
+        // A signed-in session is evicted only when no anonymous one is left.
+        let mut bob = record_expiring_in(700_000);
+        bob.set_meta(Some(&meta))?;
+        let carol = {
+            let mut r = record_expiring_in(800_000);
+            r.set_meta(Some(&meta))?;
+            r
+        };
+        store.create(&bob).await?;
+        store.create(&carol).await?;
+        assert!(store.load(&flood[9].id).await?.is_none());
+        assert!(store.load(&alice.id).await?.is_some());
+        store
+            .create(&{
+                let mut r = record_expiring_in(900_000);
+                r.set_meta(Some(&meta))?;
+                r
+            })
+            .await?;
+        assert!(
+            store.load(&alice.id).await?.is_none(),
+            "then the soonest signed-in one"
+        );
+        Ok(())
     }
 
     #[tokio::test]

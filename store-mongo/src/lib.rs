@@ -329,11 +329,13 @@ impl MongoStoreBuilder {
     }
 
     /// Encrypt session data at rest (see [`session_core::encryption`]): the
-    /// `session` field then holds `base64(iv ‖ ciphertext ‖ tag)`, the
-    /// format of connect-mongo's `createWebCryptoAdapter`. With
+    /// `session` field then holds the sealed record, bound to its id. With
     /// [`Key::connect_mongo_webcrypto`](session_core::encryption::Key::connect_mongo_webcrypto)
-    /// of the same secret, a Node service using that adapter shares the
-    /// encrypted sessions.
+    /// of the same secret and
+    /// [`Format::WebCrypto`](session_core::encryption::Format::WebCrypto),
+    /// it is `base64(iv ‖ ciphertext ‖ tag)`, the format of connect-mongo's
+    /// `createWebCryptoAdapter`, and a Node service using that adapter
+    /// shares the encrypted sessions (that format is not bound to the id).
     pub fn encryption(mut self, encryption: Encryption) -> Self {
         self.codec = Codec::encrypted(encryption);
         self

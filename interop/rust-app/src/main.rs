@@ -83,9 +83,12 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
                 .stringify(stringify);
             // The key connect-mongo's createWebCryptoAdapter({ secret }) derives.
             if let Some(secret) = env("MONGO_CRYPTO_SECRET") {
-                use session_core::encryption::{Encryption, Key};
-                builder =
-                    builder.encryption(Encryption::new([Key::connect_mongo_webcrypto(&secret)?])?);
+                use session_core::encryption::{Encryption, Format, Key};
+                // Node reads connect-mongo's own format only (no id binding).
+                builder = builder.encryption(
+                    Encryption::new([Key::connect_mongo_webcrypto(&secret)?])?
+                        .format(Format::WebCrypto),
+                );
             }
             Arc::new(builder.connect().await?)
         }
