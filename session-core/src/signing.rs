@@ -299,6 +299,23 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused() {
+        // Shapes no MAC is computed for: too long, a MAC of the wrong
+        // length or alphabet, an id that is not one.
+        let s = Signer::new([secret("k")]).expect("signer");
+        let good = s.sign("abcdefgh");
+        assert!(s.unsign(&good).is_some());
+        for bad in [
+            format!("s:{}.{}", "a".repeat(MAX_SIGNED_LEN), "b".repeat(43)),
+            format!("{good}x"),
+            good.replace('.', ".!"),
+            format!("s:ab cdefgh.{}", &good[11..]),
+        ] {
+            assert!(
+                split_mac(bad.trim_start_matches("s:")).is_none() || s.unsign(&bad).is_none(),
+                "{bad}"
+            );
+            assert!(s.unsign(&bad).is_none(), "{bad}");
+        }
         let short = Secret::verify_only("keyboard cat").expect("verify-only");
         assert!(short.is_verify_only());
         assert!(

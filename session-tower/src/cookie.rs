@@ -325,6 +325,30 @@ mod tests {
     }
 
     #[test]
+    fn a_cookie_too_long_for_a_signed_id_is_refused_unread() {
+        let signer = session_core::Signer::new([session_core::Secret::new(
+            "a secret of at least thirty-two bytes!!",
+        )
+        .unwrap()])
+        .unwrap();
+        let forged = format!("sid=s%3A{}.{}", "A".repeat(400 * 1024), "B".repeat(43));
+        let h = headers(&[forged.as_str()]);
+        assert_eq!(find(&h, "sid"), Some(Found::TooLong));
+        assert_eq!(
+            read_session_cookie(&h, "sid", &signer),
+            SessionCookie::Invalid
+        );
+        // The longest value a signed id can take is still read.
+        let id = session_core::SessionId::parse(&"a".repeat(128)).unwrap();
+        let longest = format!("sid={}", signer.sign_cookie(&id));
+        let h = headers(&[longest.as_str()]);
+        assert!(matches!(
+            read_session_cookie(&h, "sid", &signer),
+            SessionCookie::Valid(v) if v.id == id
+        ));
+    }
+
+    #[test]
     fn first_cookie_wins_and_plus_stays_plus() {
         let h = headers(&["a=1; sid=s%3Aab+c; sid=second", "sid=third"]);
         assert_eq!(found(find(&h, "sid")).as_deref(), Some("s:ab+c"));
