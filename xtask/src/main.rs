@@ -22,6 +22,7 @@
 mod bench;
 mod faults;
 mod interop;
+mod machine;
 mod servers;
 mod tls;
 
@@ -444,6 +445,7 @@ fn browser(backends: &[Backend], servers: &mut Servers) -> Result<()> {
 
 fn ci() -> Result<()> {
     let start = Instant::now();
+    machine::prepare()?;
     run(
         "cargo fmt --check",
         Command::new(cargo()).args(["fmt", "--all", "--check"]),

@@ -204,11 +204,7 @@ impl Servers {
             Backend::Redis => self.start_redis(),
             Backend::Postgres => self.start_postgres(),
             Backend::Mongo => self.start_mongo(),
-            Backend::Mysql => bail!(
-                "no MySQL / MariaDB server: $MYSQL_URL is not set and nothing listens on \
-                 127.0.0.1:3306; start the machine's MariaDB (`service mariadb start`, as \
-                 .ci/run does) or set MYSQL_URL=mysql://USER[:PASSWORD]@HOST:PORT/DATABASE"
-            ),
+            Backend::Mysql => self.start_private(Backend::Mysql),
             Backend::Memory | Backend::Sqlite => bail!("embedded backend"),
             Backend::RedisCluster | Backend::RedisSentinel => bail!("a group of servers"),
             Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls | Backend::MongoTls => {
@@ -248,6 +244,24 @@ impl Servers {
         };
         let found = (group.url().to_owned(), format!("started {}", group.how()));
         self.started.push(Started::Group(group));
+        Ok(found)
+    }
+
+    /// A private server from the machine's binaries (MariaDB: its own
+    /// data directory and port, as the fault tests use), stopped on drop.
+    fn start_private(&mut self, b: Backend) -> Result<(String, String)> {
+        let server = Private::start(b).with_context(|| {
+            format!(
+                "starting a private {} server from the machine's binaries (Debian: apt-get install mariadb-server; or set {})",
+                b.name(),
+                match b {
+                    Backend::Mysql => "MYSQL_URL=mysql://USER[:PASSWORD]@HOST:PORT/DATABASE",
+                    _ => "its URL variable",
+                }
+            )
+        })?;
+        let found = (server.url().to_owned(), format!("started {}", server.how()));
+        self.started.push(Started::Private(Box::new(server)));
         Ok(found)
     }
 
@@ -390,7 +404,7 @@ pub fn temp_dir(what: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))
