@@ -503,6 +503,29 @@ mod tests {
         assert_eq!(parse_libtest("garbage"), (0, 0, 0));
     }
 
+    /// `compose.yaml` publishes every usual server on 127.0.0.1 at the port
+    /// the suite looks at, with the database and the password-less users
+    /// its URLs name.
+    #[test]
+    fn compose_file_agrees_with_the_usual_urls() {
+        let compose =
+            std::fs::read_to_string(workspace_root().unwrap().join("compose.yaml")).unwrap();
+        for (backend, port, url) in servers::USUAL {
+            assert!(
+                compose.contains(&format!("\"127.0.0.1:{port}:{port}\"")),
+                "{}: port {port} not published on 127.0.0.1",
+                backend.name()
+            );
+            assert!(url.contains(&format!("127.0.0.1:{port}")));
+        }
+        // postgres://postgres@…/test: no password, database `test`.
+        assert!(compose.contains("POSTGRES_HOST_AUTH_METHOD: trust"));
+        assert!(compose.contains("POSTGRES_DB: test"));
+        // mysql://root@…/test: root without a password, database `test`.
+        assert!(compose.contains("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD"));
+        assert!(compose.contains("MARIADB_DATABASE: test"));
+    }
+
     #[test]
     fn backend_names_parse() {
         assert_eq!(Backend::parse("redis").ok(), Some(Backend::Redis));

@@ -183,16 +183,8 @@ impl Servers {
         if b.without_tls().is_some() {
             return self.start_tls(b);
         }
-        let (port, url) = match b {
-            Backend::Redis => (6379, "redis://127.0.0.1:6379"),
-            Backend::Postgres => (5432, "postgres://postgres@127.0.0.1:5432/test"),
-            Backend::Mongo => (27017, "mongodb://127.0.0.1:27017"),
-            Backend::Mysql => (3306, "mysql://root@127.0.0.1:3306/test"),
-            Backend::Memory | Backend::Sqlite => bail!("embedded backend"),
-            Backend::RedisCluster | Backend::RedisSentinel => bail!("a group of servers"),
-            Backend::RedisTls | Backend::PostgresTls | Backend::MysqlTls | Backend::MongoTls => {
-                bail!("TLS servers are private")
-            }
+        let Some((_, port, url)) = USUAL.iter().find(|(u, _, _)| *u == b).copied() else {
+            bail!("{} has no usual local server", b.name())
         };
         if listening(port) {
             return Ok((
@@ -403,6 +395,19 @@ pub fn temp_dir(what: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+
+/// The servers the suite looks for on their usual local ports, and the URL
+/// it then uses (`compose.yaml` starts them so; a test checks it agrees).
+pub const USUAL: [(Backend, u16, &str); 4] = [
+    (Backend::Redis, 6379, "redis://127.0.0.1:6379"),
+    (
+        Backend::Postgres,
+        5432,
+        "postgres://postgres@127.0.0.1:5432/test",
+    ),
+    (Backend::Mongo, 27017, "mongodb://127.0.0.1:27017"),
+    (Backend::Mysql, 3306, "mysql://root@127.0.0.1:3306/test"),
+];
 
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
