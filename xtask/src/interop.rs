@@ -626,7 +626,7 @@ struct Apps {
     /// The store's environment (URLs) and the Node tools, for checks made
     /// on the store itself.
     vars: Vec<(&'static str, String)>,
-    tools: PathBuf,
+    tools: NodeApp,
 }
 
 fn run_target(
@@ -667,7 +667,9 @@ fn run_target(
         rust_short: start(Side::Rust, &[SECRET_NEW, SECRET_SHORT], "new-short")?,
         target,
         vars: env.vars.clone(),
-        tools: node.dir.clone(),
+        tools: NodeApp {
+            dir: node.dir.clone(),
+        },
     };
     let mut results = Vec::new();
     for (i, (col, _, check)) in CASES.into_iter().enumerate() {
@@ -1465,15 +1467,10 @@ fn case_pg_rounding(a: &Apps) -> Result<()> {
         // The second Node's `get` computes at the cookie's last instant.
         let last_second = (expires + 999) / 1000;
         let id = written.id().context("no id")?;
-        let out = Command::new("node")
-            .arg("tools.js")
-            .args(["pg-node-keeps", &url, id, &last_second.to_string()])
-            .current_dir(&a.tools)
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running node tools.js")?;
-        ensure!(out.status.success(), "node tools.js pg-node-keeps failed");
-        let keeps = String::from_utf8_lossy(&out.stdout).trim() == "true";
+        let keeps = a
+            .tools
+            .tool(&["pg-node-keeps", &url, id, &last_second.to_string()])?
+            == "true";
         ensure!(
             keeps,
             "connect-pg-simple drops a row {} wrote (cookie expires at {expires} ms) before its last second {last_second}",
