@@ -4,18 +4,10 @@
 //! through apt when running as root. Servers are not installed: a missing
 //! server is started from the machine's binaries by `servers.rs`.
 
-use crate::servers::{listening, which};
+use crate::servers::{is_root, listening, which};
 use anyhow::{bail, Result};
 use std::path::Path;
 use std::process::Command;
-
-/// Whether this process runs as root (it may install packages).
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 fn var_set(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
@@ -63,7 +55,7 @@ fn install_browser() -> Result<()> {
 /// Checks the machine for `cargo xtask ci`, installing the browser when
 /// missing and possible; fails at once listing everything else missing.
 pub fn prepare() -> Result<()> {
-    let mut missing: Vec<&str> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
     for (tool, what) in [
         (
             "node",
@@ -77,17 +69,17 @@ pub fn prepare() -> Result<()> {
         ("openssl", "openssl (the TLS tests' certificates)"),
     ] {
         if which(tool).is_none() {
-            missing.push(what);
+            missing.push(what.to_owned());
         }
     }
     if !server_available("REDIS_URL", 6379, &["redis-server"]) {
-        missing.push("Redis (apt-get install redis-server, or REDIS_URL)");
+        missing.push("Redis (apt-get install redis-server, or REDIS_URL)".to_owned());
     }
     if !server_available("DATABASE_URL", 5432, &["initdb"]) {
-        missing.push("PostgreSQL (apt-get install postgresql, or DATABASE_URL)");
+        missing.push("PostgreSQL (apt-get install postgresql, or DATABASE_URL)".to_owned());
     }
     if !server_available("MYSQL_URL", 3306, &["mariadbd", "mysqld"]) {
-        missing.push("MariaDB (apt-get install mariadb-server, or MYSQL_URL)");
+        missing.push("MariaDB (apt-get install mariadb-server, or MYSQL_URL)".to_owned());
     }
     let browser = which("chromium").is_some() && which("chromedriver").is_some()
         || Path::new("/usr/bin/chromedriver").is_file() && Path::new("/usr/bin/chromium").is_file();
@@ -96,8 +88,16 @@ pub fn prepare() -> Result<()> {
             install_browser()?;
         } else {
             missing.push(
-                "Chromium and its WebDriver (as root: apt-get install chromium chromium-driver)",
+                "Chromium and its WebDriver (as root: apt-get install chromium chromium-driver)"
+                    .to_owned(),
             );
+        }
+    }
+    // The conformance suite in containers: an engine that answers, or
+    // Podman (installed here as root).
+    if !crate::containers::engine_answers() {
+        if let Err(e) = crate::containers::install_podman() {
+            missing.push(format!("{e:#}"));
         }
     }
     if !missing.is_empty() {

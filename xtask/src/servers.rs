@@ -5,13 +5,10 @@
 //! port on 127.0.0.1; a local binary started in a temporary directory
 //! (`redis-server`; PostgreSQL's `initdb`/`pg_ctl` as a non-root user; the
 //! MongoDB wire-compatible test server `SecantusDB` from PyPI in a venv
-//! under `target/`). Servers started here are stopped when xtask exits.
-//! (A container through a Docker engine would come last; no engine answers
-//! on this project's machines, so it is reported rather than attempted.)
-//!
-//! MySQL / MariaDB is not started here: it must listen on 127.0.0.1:3306
-//! (`.ci/run` starts the machine's MariaDB when it is down) or `MYSQL_URL`
-//! must name a server; otherwise the error says so.
+//! under `target/`; MariaDB from its binaries with a data directory of its
+//! own); last, a container (see `containers.rs`). `--containers` skips the
+//! first three rungs for the backends that run in containers. Servers and
+//! containers started here are stopped when xtask exits.
 
 use crate::Backend;
 use anyhow::{bail, Context, Result};
@@ -22,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The version of the MongoDB wire-compatible test server installed from PyPI.
-const SECANTUS_VERSION: &str = "SecantusDB==0.7.0b3";
+pub const SECANTUS_VERSION: &str = "SecantusDB==0.7.0b3";
 
 /// A server process started by xtask; stopped on drop.
 enum Started {
@@ -36,6 +33,8 @@ enum Started {
     Group(#[allow(dead_code)] RedisGroup),
     /// A private server (a TLS one; stops itself on drop).
     Private(#[allow(dead_code)] Box<Private>),
+    /// A container (removed on drop).
+    Container(#[allow(dead_code)] Box<crate::containers::Running>),
 }
 
 impl Drop for Started {
@@ -53,7 +52,7 @@ impl Drop for Started {
                 let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
                 let _ = std::fs::remove_dir_all(&*data);
             }
-            Started::Group(_) | Started::Private(_) => {}
+            Started::Group(_) | Started::Private(_) | Started::Container(_) => {}
         }
     }
 }
@@ -68,9 +67,37 @@ pub struct Servers {
     /// Whether this run started the PostgreSQL TLS server, which takes the
     /// client certificate of `certs` for [`crate::tls::CLIENT_USER`].
     pg_client_cert: bool,
+    /// Containers first, for the backends that run in them.
+    containers_first: bool,
+    /// The container engine, once needed (after `started`: containers are
+    /// removed before a Podman service started here stops).
+    engine: Option<crate::containers::Engine>,
 }
 
 impl Servers {
+    /// Servers that are containers wherever a backend can run in one
+    /// (`--containers`).
+    pub fn containers() -> Servers {
+        Servers {
+            containers_first: true,
+            ..Servers::default()
+        }
+    }
+
+    /// A server in a container.
+    fn start_container(&mut self, b: Backend) -> Result<(String, String)> {
+        if self.engine.is_none() {
+            let engine = crate::containers::Engine::start()?;
+            eprintln!("xtask: container engine: {}", engine.how());
+            self.engine = Some(engine);
+        }
+        let engine = self.engine.as_mut().context("no container engine")?;
+        let running = engine.run(b)?;
+        let found = (running.url.clone(), running.how.clone());
+        self.started.push(Started::Container(Box::new(running)));
+        Ok(found)
+    }
+
     /// Finds or starts the server for `b`: `(env var, url, how it was found)`,
     /// or `None` for embedded backends.
     pub fn ensure(&mut self, b: Backend) -> Result<Option<(String, String, String)>> {
@@ -172,6 +199,9 @@ impl Servers {
     }
 
     fn find(&mut self, b: Backend, var: &str) -> Result<(String, String)> {
+        if self.containers_first && crate::containers::BACKENDS.contains(&b) {
+            return self.start_container(b);
+        }
         if let Ok(url) = std::env::var(var) {
             if !url.is_empty() {
                 return Ok((url, format!("from ${var}")));
@@ -205,16 +235,20 @@ impl Servers {
         };
         match started {
             Ok(found) => Ok(found),
-            Err(e) => {
-                let docker = if docker_answers() {
-                    "a Docker engine answers, but containers are not wired up here"
-                } else {
-                    "no Docker engine answers either"
-                };
-                Err(e.context(format!(
-                    "nothing on ${var} or 127.0.0.1:{port}, no local binary could start, {docker}"
-                )))
+            Err(e) if crate::containers::possible() => {
+                eprintln!(
+                    "xtask: no local {} server ({e:#}); trying a container",
+                    b.name()
+                );
+                self.start_container(b).map_err(|c| {
+                    c.context(format!(
+                        "nothing on ${var} or 127.0.0.1:{port}, no local binary could start ({e:#}), and no container"
+                    ))
+                })
             }
+            Err(e) => Err(e.context(format!(
+                "nothing on ${var} or 127.0.0.1:{port}, no local binary could start, and no container engine (Docker, or Podman: apt-get install podman runc mmdebstrap)"
+            ))),
         }
     }
 
@@ -429,7 +463,7 @@ fn postgres_bin_dir() -> Option<PathBuf> {
     dirs.pop()
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -445,16 +479,6 @@ fn as_user(user: Option<&str>, program: &Path) -> Command {
         }
         None => Command::new(program),
     }
-}
-
-fn docker_answers() -> bool {
-    Path::new("/var/run/docker.sock").exists()
-        && Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
 }
 
 /// A private server for fault tests: started on a free loopback port in its
@@ -881,7 +905,7 @@ impl Drop for Private {
 
 /// The venv's python with the MongoDB test server installed (installs it
 /// when missing).
-fn mongo_python() -> Result<PathBuf> {
+pub fn mongo_python() -> Result<PathBuf> {
     let venv = crate::target_dir().join("mongo-venv");
     let python = venv.join("bin").join("python");
     let installed = Command::new(&python)
