@@ -12,7 +12,7 @@ use crate::http::{bench_app, HttpOpts};
 use crate::server;
 use crate::stats::Sample;
 use anyhow::Result;
-use session_core::Store;
+use sessionkit_core::Store;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,8 +37,8 @@ pub struct PruneRow {
 const EXPIRED_JSON: &str = r#"{"cookie":{"originalMaxAge":3600000,"expires":"2020-01-01T00:00:00.000Z","httpOnly":true,"path":"/"},"n":1}"#;
 
 enum Handle {
-    Pg(store_postgres::PostgresStore),
-    Sqlite(store_sqlite::SqliteStore),
+    Pg(sessionkit_postgres::PostgresStore),
+    Sqlite(sessionkit_sqlite::SqliteStore),
 }
 
 impl Handle {
@@ -102,7 +102,7 @@ SELECT 'expired-' || x, '2020-01-01 00:00:00.000 +00:00', ?, '2020-01-01 00:00:0
                         "DELETE FROM {t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {t} \
                          WHERE expire < ($1 AT TIME ZONE 'UTC') LIMIT $2))"
                     ))
-                    .bind(session_core::time::now())
+                    .bind(sessionkit_core::time::now())
                     .bind(batch as i64)
                     .execute(s.pool())
                     .await?
@@ -113,7 +113,7 @@ SELECT 'expired-' || x, '2020-01-01 00:00:00.000 +00:00', ?, '2020-01-01 00:00:0
                     sqlx::query(&format!(
                         r#"DELETE FROM "{t}" WHERE rowid IN (SELECT rowid FROM "{t}" WHERE expires <= ? LIMIT ?)"#
                     ))
-                    .bind(store_sqlite::format_date(&session_core::time::now()))
+                    .bind(sessionkit_sqlite::format_date(&sessionkit_core::time::now()))
                     .bind(batch as i64)
                     .execute(s.pool())
                     .await?

@@ -19,10 +19,10 @@ use sqlx::{ConnectOptions, Connection};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
-use store_mysql::MySqlStore;
-use store_postgres::PostgresStore;
-use store_redis::RedisStore;
-use store_sqlite::SqliteStore;
+use sessionkit_mysql::MySqlStore;
+use sessionkit_postgres::PostgresStore;
+use sessionkit_redis::RedisStore;
+use sessionkit_sqlite::SqliteStore;
 
 /// The database the PostgreSQL contenders use; dropped afterwards.
 pub const PG_DATABASE: &str = "session_bench";
@@ -212,12 +212,12 @@ impl Env {
     }
 
     /// Our MongoDB store on `collection` in the bench database.
-    pub async fn mongo_store(&self, collection: &str) -> Result<store_mongo::MongoStore> {
+    pub async fn mongo_store(&self, collection: &str) -> Result<sessionkit_mongo::MongoStore> {
         let url = self
             .mongo_url
             .as_deref()
             .context("MONGODB_URL is not set")?;
-        Ok(store_mongo::MongoStore::builder(url)
+        Ok(sessionkit_mongo::MongoStore::builder(url)
             .database(MONGO_DATABASE)
             .collection(collection)
             .create_indexes(true)
@@ -331,12 +331,12 @@ impl Env {
     async fn redis_conn_to(&self, url: &str) -> Result<redis::aio::ConnectionManager> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(store_redis::DEFAULT_CONNECT_TIMEOUT)
-            .set_response_timeout(store_redis::DEFAULT_RESPONSE_TIMEOUT)
+            .set_connection_timeout(sessionkit_redis::DEFAULT_CONNECT_TIMEOUT)
+            .set_response_timeout(sessionkit_redis::DEFAULT_RESPONSE_TIMEOUT)
             .set_number_of_retries(2)
             .set_max_delay(500);
         Ok(tokio::time::timeout(
-            store_redis::DEFAULT_CONNECT_TIMEOUT,
+            sessionkit_redis::DEFAULT_CONNECT_TIMEOUT,
             redis::aio::ConnectionManager::new_with_config(client, config),
         )
         .await??)

@@ -8,7 +8,7 @@ use crate::raw::{MemoryKv, MongoKv, MySqlKv, PgKv, RedisKv, SharedKv, SqliteKv};
 use crate::stats::{self, Sample};
 use crate::{node, server};
 use anyhow::Result;
-use session_core::Store;
+use sessionkit_core::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,7 +136,7 @@ fn report(
 
 async fn ours_app(env: &Env, b: Backend) -> Result<axum::Router> {
     let store: Arc<dyn Store> = match b {
-        Backend::Memory => Arc::new(store_memory::MemoryStore::new()),
+        Backend::Memory => Arc::new(sessionkit_memory::MemoryStore::new()),
         Backend::Sqlite => Arc::new(env.sqlite_store("http_ours.db").await?),
         Backend::Redis => Arc::new(env.redis_store("bench:http:").await?),
         Backend::Postgres => Arc::new(env.postgres_store("http_ours").await?),
@@ -258,12 +258,12 @@ async fn start(env: &Env, b: Backend, who: Who) -> Result<Option<(&'static str, 
         Who::Raw => ("same layout as ours", axum(raw_app(env, b).await?).await?),
         Who::Ours => {
             let store = match b {
-                Backend::Memory => "store-memory",
-                Backend::Sqlite => "store-sqlite",
-                Backend::Redis => "store-redis",
-                Backend::Postgres => "store-postgres",
-                Backend::Mongo => "store-mongo",
-                Backend::Mysql => "store-mysql",
+                Backend::Memory => "sessionkit-memory",
+                Backend::Sqlite => "sessionkit-sqlite",
+                Backend::Redis => "sessionkit-redis",
+                Backend::Postgres => "sessionkit-postgres",
+                Backend::Mongo => "sessionkit-mongo",
+                Backend::Mysql => "sessionkit-mysql",
             };
             (store, axum(ours_app(env, b).await?).await?)
         }

@@ -1,7 +1,7 @@
 //! Section 4: bytes per session held by the memory stores, counted by the
 //! global allocator of this binary (live heap bytes before and after).
 
-use session_core::{Record, SessionId, Store};
+use sessionkit_core::{Record, SessionId, Store};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -61,7 +61,7 @@ pub const PAYLOAD: usize = 200;
 fn ours_record() -> Record {
     let mut r = Record::new(SessionId::generate());
     r.cookie
-        .set_max_age(Some(Duration::from_secs(3600)), session_core::time::now());
+        .set_max_age(Some(Duration::from_secs(3600)), sessionkit_core::time::now());
     r.data.insert("payload".into(), "x".repeat(PAYLOAD).into());
     r
 }
@@ -75,7 +75,7 @@ pub fn run(n: usize) -> anyhow::Result<Vec<MemRow>> {
     let mut rows = Vec::new();
 
     let before = live();
-    let store = store_memory::MemoryStore::new();
+    let store = sessionkit_memory::MemoryStore::new();
     for _ in 0..n {
         let r = ours_record();
         rt.block_on(store.create(&r))?;

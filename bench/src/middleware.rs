@@ -132,7 +132,7 @@ pub fn run(who: &[Who], requests: u64) -> Result<Vec<MwRow>> {
             }
             let app = match w {
                 Who::Floor => server::none(),
-                Who::Ours => server::ours(Arc::new(store_memory::MemoryStore::new()))?,
+                Who::Ours => server::ours(Arc::new(sessionkit_memory::MemoryStore::new()))?,
                 _ => server::tower(tower_sessions::MemoryStore::default()),
             };
             let row = measure(w, app, requests).await?;

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongodb::bson::doc;
-use session_core::{Record, SessionId};
+use sessionkit_core::{Record, SessionId};
 use sqlx::{MySqlPool, PgPool, SqlitePool};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use session_core::{Record, SessionId, Store};
-use session_tower::{Session, SessionConfig, SessionError, SessionLayer};
+use sessionkit_core::{Record, SessionId, Store};
+use sessionkit_tower::{Session, SessionConfig, SessionError, SessionLayer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +104,7 @@ async fn raw_step(kv: &SharedKv, headers: &HeaderMap) -> Result<Response> {
             let mut v: serde_json::Value = serde_json::from_str(&json)?;
             let n = v["n"].as_u64().unwrap_or(0) + 1;
             v["n"] = n.into();
-            v["cookie"]["expires"] = session_core::time::to_iso(&expires).into();
+            v["cookie"]["expires"] = sessionkit_core::time::to_iso(&expires).into();
             if kv.update(id, &v.to_string(), expires).await? {
                 return Ok(n.to_string().into_response());
             }
@@ -113,7 +113,7 @@ async fn raw_step(kv: &SharedKv, headers: &HeaderMap) -> Result<Response> {
     let id = SessionId::generate();
     let mut r = Record::new(id.clone());
     r.cookie
-        .set_max_age(Some(MAX_AGE), session_core::time::now());
+        .set_max_age(Some(MAX_AGE), sessionkit_core::time::now());
     r.data.insert("n".into(), 1.into());
     kv.insert(id.as_str(), &r.to_json()?, expires).await?;
     Ok((

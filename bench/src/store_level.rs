@@ -11,7 +11,7 @@ use crate::raw::{MemoryKv, MongoKv, MySqlKv, PgKv, Raw, RedisKv, SqliteKv};
 use crate::stats::{self, Sample};
 use anyhow::{bail, Result};
 use async_trait::async_trait;
-use session_core::{Record, SessionId, Store, WriteOutcome};
+use sessionkit_core::{Record, SessionId, Store, WriteOutcome};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,7 @@ pub trait Target: Send + Sync + 'static {
 pub fn session_1k(id: SessionId) -> Record {
     let mut r = Record::new(id);
     r.cookie
-        .set_max_age(Some(Duration::from_secs(3600)), session_core::time::now());
+        .set_max_age(Some(Duration::from_secs(3600)), sessionkit_core::time::now());
     r.data.insert("user".into(), "bench".into());
     r.data.insert("payload".into(), String::new().into());
     let len = r.to_json().map(|j| j.len()).unwrap_or(0);
@@ -181,7 +181,7 @@ async fn contenders(
 ) -> Result<(Arc<dyn Target>, Arc<dyn Target>)> {
     let (store, raw): (Arc<dyn Store>, Arc<dyn Target>) = match b {
         Backend::Memory => (
-            Arc::new(store_memory::MemoryStore::new()),
+            Arc::new(sessionkit_memory::MemoryStore::new()),
             Arc::new(Raw::fill(MemoryKv::default(), records).await?),
         ),
         Backend::Sqlite => (

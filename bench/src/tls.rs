@@ -17,7 +17,7 @@ use crate::http::HttpOpts;
 use crate::stats::{self, fmt_dur, fmt_rate, fmt_ratio, Sample};
 use crate::{load, server};
 use anyhow::{Context, Result};
-use session_core::Store;
+use sessionkit_core::Store;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -138,20 +138,20 @@ async fn connections(b: Backend, u: &Urls, count: usize) -> Result<ConnRow> {
 async fn store(b: Backend, mode: Mode, u: &Urls) -> Result<Arc<dyn Store>> {
     Ok(match (b, mode) {
         (Backend::Redis, Mode::Cleartext) => Arc::new(
-            store_redis::RedisStore::builder(&u.cleartext)
+            sessionkit_redis::RedisStore::builder(&u.cleartext)
                 .prefix("bench:tls-off:")
                 .connect()
                 .await?,
         ),
         (Backend::Redis, Mode::Tls) => Arc::new(
-            store_redis::RedisStore::builder(&u.tls)
+            sessionkit_redis::RedisStore::builder(&u.tls)
                 .prefix("bench:tls-on:")
                 .tls_ca_file(&u.ca)
                 .connect()
                 .await?,
         ),
         (Backend::Postgres, _) => Arc::new(
-            store_postgres::PostgresStore::builder(match mode {
+            sessionkit_postgres::PostgresStore::builder(match mode {
                 Mode::Cleartext => &u.cleartext,
                 Mode::Tls => &u.tls,
             })

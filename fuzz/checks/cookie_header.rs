@@ -11,9 +11,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use http::header::{HeaderMap, HeaderValue, COOKIE};
-use session_core::signing::{decode_component, encode_component};
-use session_core::{Secret, SessionId, Signer};
-use session_tower::fuzzing::{read_session_cookie, SessionCookie};
+use sessionkit_core::signing::{decode_component, encode_component};
+use sessionkit_core::{Secret, SessionId, Signer};
+use sessionkit_tower::fuzzing::{read_session_cookie, SessionCookie};
 use std::sync::OnceLock;
 
 /// The cookie name the checks read.

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
-use session_core::{CookieMeta, Record, SessionId};
+use sessionkit_core::{CookieMeta, Record, SessionId};
 
 /// Runs every invariant on one input; panics on a violation.
 pub fn check(data: &[u8]) {

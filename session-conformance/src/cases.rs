@@ -5,9 +5,9 @@ use crate::Fixture;
 use anyhow::{bail, ensure, Context, Result};
 use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
-use session_core::encryption::{Codec, Encryption};
-use session_core::time::{self, Timestamp};
-use session_core::{
+use sessionkit_core::encryption::{Codec, Encryption};
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{
     CasOutcome, Error, HashedIds, Record, SessionId, SessionMeta, Store, Version, WriteOutcome,
     DEFAULT_TTL,
 };
@@ -469,8 +469,8 @@ pub async fn connect_redis_json_loads_all_cookie_fields(f: &dyn Fixture) -> Resu
     ensure!(c.original_max_age == Some(3_600_000));
     ensure!(c.expires == Some(expires), "expires {:?}", c.expires);
     ensure!(c.partitioned == Some(true) && c.secure == Some(true) && c.http_only == Some(true));
-    ensure!(c.priority == Some(session_core::Priority::High));
-    ensure!(c.same_site == Some(session_core::SameSite::Lax));
+    ensure!(c.priority == Some(sessionkit_core::Priority::High));
+    ensure!(c.same_site == Some(sessionkit_core::SameSite::Lax));
     ensure!(c.domain.as_deref() == Some("example.com") && c.path.as_deref() == Some("/app"));
     ensure!(r.data["user"]["roles"][0] == "admin" && r.data["views"] == 3);
     ensure!(
@@ -614,8 +614,8 @@ pub async fn cas_concurrent_increments_lose_nothing(f: &dyn Fixture) -> Result<(
 
 // ---- Encryption at rest and hashed ids (stores with something at rest) ----
 
-fn key(byte: u8) -> session_core::encryption::Key {
-    session_core::encryption::Key::from_bytes([byte; 32])
+fn key(byte: u8) -> sessionkit_core::encryption::Key {
+    sessionkit_core::encryption::Key::from_bytes([byte; 32])
 }
 
 fn sealed_with(keys: &[u8]) -> Result<Codec> {

@@ -9,7 +9,7 @@
 //!
 //! ```ignore
 //! // store-foo/tests/conformance.rs
-//! session_conformance::conformance_tests!(my_fixture());
+//! sessionkit_conformance::conformance_tests!(my_fixture());
 //! ```
 //!
 //! expands to one `#[tokio::test]` per case, so each case is reported (and
@@ -19,9 +19,9 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
-use session_core::encryption::Codec;
-use session_core::time::Timestamp;
-use session_core::{SessionId, Store};
+use sessionkit_core::encryption::Codec;
+use sessionkit_core::time::Timestamp;
+use sessionkit_core::{SessionId, Store};
 use std::sync::Arc;
 
 pub mod cases;

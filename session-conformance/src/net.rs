@@ -25,16 +25,16 @@ pub const CONNECT_GUARD: std::time::Duration = std::time::Duration::from_secs(12
 /// Awaits `connecting`, a store's `connect()` aimed at a server that is down
 /// ([`closed_port`]) or never answers ([`silent_listener`]) with a short
 /// connect timeout, and checks that it fails in time with
-/// [`session_core::Error::Unavailable`] (transient, the driver's error kept
+/// [`sessionkit_core::Error::Unavailable`] (transient, the driver's error kept
 /// as its source). Returns the error for store-specific checks of its cause.
 pub async fn expect_unavailable<T>(
-    connecting: impl std::future::Future<Output = session_core::Result<T>>,
-) -> anyhow::Result<session_core::Error> {
+    connecting: impl std::future::Future<Output = sessionkit_core::Result<T>>,
+) -> anyhow::Result<sessionkit_core::Error> {
     let result = tokio::time::timeout(CONNECT_GUARD, connecting)
         .await
         .map_err(|_| anyhow::anyhow!("connect hung for {CONNECT_GUARD:?}"))?;
     match result {
-        Err(e @ session_core::Error::Unavailable { .. }) => Ok(e),
+        Err(e @ sessionkit_core::Error::Unavailable { .. }) => Ok(e),
         Err(e) => anyhow::bail!("expected Unavailable, got {e:?}"),
         Ok(_) => anyhow::bail!("connected to a server that is down or silent"),
     }
@@ -45,11 +45,11 @@ pub const OPERATION_GUARD: std::time::Duration = std::time::Duration::from_secs(
 
 /// Awaits `op`, a store operation against a server that stopped answering
 /// ([`Proxy::pause`]) or a table locked by another client, and checks that
-/// it ends with [`session_core::Error::Unavailable`] (transient: the
+/// it ends with [`sessionkit_core::Error::Unavailable`] (transient: the
 /// middleware answers 503) instead of hanging. Returns how long it took, for
 /// the report (never asserted: timing belongs to the benchmarks).
 pub async fn expect_bounded<T: std::fmt::Debug>(
-    op: impl std::future::Future<Output = session_core::Result<T>>,
+    op: impl std::future::Future<Output = sessionkit_core::Result<T>>,
 ) -> anyhow::Result<std::time::Duration> {
     let start = std::time::Instant::now();
     let result = tokio::time::timeout(OPERATION_GUARD, op)
@@ -57,7 +57,7 @@ pub async fn expect_bounded<T: std::fmt::Debug>(
         .map_err(|_| anyhow::anyhow!("the operation hung for {OPERATION_GUARD:?}"))?;
     let took = start.elapsed();
     match result {
-        Err(session_core::Error::Unavailable { .. }) => Ok(took),
+        Err(sessionkit_core::Error::Unavailable { .. }) => Ok(took),
         other => {
             anyhow::bail!("expected Unavailable from a server that does not answer, got {other:?}")
         }

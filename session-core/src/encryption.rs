@@ -33,9 +33,9 @@
 //!   service. Other Node stores have no encryption format to match.
 //!
 //! ```
-//! use session_core::encryption::{Encryption, Key};
+//! use sessionkit_core::encryption::{Encryption, Key};
 //!
-//! # fn main() -> Result<(), session_core::Error> {
+//! # fn main() -> Result<(), sessionkit_core::Error> {
 //! let enc = Encryption::new([Key::from_bytes([7; 32])])?;
 //! let sealed = enc.seal(r#"{"cookie":{}}"#)?;
 //! assert_eq!(enc.open(&sealed)?, r#"{"cookie":{}}"#);

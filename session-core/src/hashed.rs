@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 /// be turned back into ids, and a listed key could not be used as one.
 ///
 /// ```
-/// use session_core::{HashedIds, SessionId};
+/// use sessionkit_core::{HashedIds, SessionId};
 ///
 /// let id = SessionId::parse("abcdefgh").unwrap();
 /// assert_eq!(HashedIds::<()>::key(&id).as_str().len(), 43);

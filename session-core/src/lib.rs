@@ -6,9 +6,9 @@
 //! middleware (`session-tower`) re-exports what users need.
 //!
 //! ```
-//! use session_core::{Record, SessionId};
+//! use sessionkit_core::{Record, SessionId};
 //!
-//! # fn main() -> Result<(), session_core::Error> {
+//! # fn main() -> Result<(), sessionkit_core::Error> {
 //! let mut record = Record::new(SessionId::generate());
 //! record.data.insert("user".into(), "bob".into());
 //! let json = record.to_json()?;

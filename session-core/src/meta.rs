@@ -8,9 +8,9 @@
 //! needs it (an expiry policy, client tracking, a principal).
 //!
 //! ```
-//! use session_core::{Record, SessionId, SessionMeta};
+//! use sessionkit_core::{Record, SessionId, SessionMeta};
 //!
-//! # fn main() -> Result<(), session_core::Error> {
+//! # fn main() -> Result<(), sessionkit_core::Error> {
 //! let mut record = Record::new(SessionId::generate());
 //! assert_eq!(record.meta()?, None);
 //! let mut meta = SessionMeta::default();

@@ -22,13 +22,16 @@ pub struct Pruner {
 pub fn spawn(store: Arc<dyn Store>, interval: Duration) -> Pruner {
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
+        let interval = interval.max(Duration::from_millis(1));
         loop {
-            tokio::select! {
-                _ = stopped.changed() => break,
-                _ = ticks.tick() => {}
+            // Waits one interval after the previous prune ended, or stops
+            // (a stop signal, or the `Pruner` dropped) at once.
+            let next = tokio::time::Instant::now() + interval;
+            if tokio::time::timeout_at(next, stopped.changed())
+                .await
+                .is_ok()
+            {
+                break;
             }
             match store.delete_expired().await {
                 Ok(n) => tracing::debug!(deleted = n, "pruned expired sessions"),

@@ -7,9 +7,9 @@
 //! verifies, in order, so secrets can be rotated without logging users out.
 //!
 //! ```
-//! use session_core::{Secret, SessionId, Signer};
+//! use sessionkit_core::{Secret, SessionId, Signer};
 //!
-//! # fn main() -> Result<(), session_core::Error> {
+//! # fn main() -> Result<(), sessionkit_core::Error> {
 //! let signer = Signer::new([Secret::new("a secret of at least thirty-two bytes!!")?])?;
 //! let id = SessionId::generate();
 //! let cookie = signer.sign_cookie(&id);

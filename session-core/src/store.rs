@@ -317,10 +317,10 @@ macro_rules! forward {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_core::delegate_store;
+/// use sessionkit_core::delegate_store;
 ///
 /// struct Outer {
-///     inner: Arc<dyn session_core::Store>,
+///     inner: Arc<dyn sessionkit_core::Store>,
 /// }
 /// delegate_store!(Outer => inner);
 /// ```

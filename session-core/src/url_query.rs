@@ -5,7 +5,7 @@
 /// `names` (ASCII case-insensitive) in `url`; `None` when absent.
 ///
 /// ```
-/// use session_core::url_query::find;
+/// use sessionkit_core::url_query::find;
 /// let url = "postgres://u:p@h/db?application_name=x&sslmode=verify%2Dfull";
 /// assert_eq!(find(url, &["sslmode", "ssl-mode"]).as_deref(), Some("verify-full"));
 /// assert_eq!(find(url, &["sslrootcert"]), None);

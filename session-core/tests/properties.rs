@@ -6,9 +6,9 @@
 use proptest::collection::{btree_set, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
-use session_core::signing::{self, decode_component, encode_component, MIN_SECRET_LEN};
-use session_core::time;
-use session_core::{CookieMeta, Priority, Record, SameSite, Secret, SessionId, Signer};
+use sessionkit_core::signing::{self, decode_component, encode_component, MIN_SECRET_LEN};
+use sessionkit_core::time;
+use sessionkit_core::{CookieMeta, Priority, Record, SameSite, Secret, SessionId, Signer};
 
 const ID_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -14,8 +14,8 @@ use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use session_core::{HashedIds, Record, SessionId, Store, WriteOutcome};
-use session_tower::{Session, SessionError};
+use sessionkit_core::{HashedIds, Record, SessionId, Store, WriteOutcome};
+use sessionkit_tower::{Session, SessionError};
 use std::sync::Arc;
 
 /// What a handler of these pages can fail with.
@@ -24,7 +24,7 @@ pub(crate) enum PageError {
     /// The session middleware failed (its own opaque response).
     Session(SessionError),
     /// A direct store call failed: logged, answered with an opaque 503.
-    Store(&'static str, session_core::Error),
+    Store(&'static str, sessionkit_core::Error),
     /// A refused request: this status and a short page saying why.
     Refused {
         status: StatusCode,
@@ -97,7 +97,7 @@ fn no_store(mut res: Response) -> Response {
 }
 
 const NOT_SIGNED_IN: &str = "Log in first: only your own sessions can be listed or revoked.";
-const NO_INDEX: &str = "This session store keeps no per-user session index, so your sessions cannot be listed or revoked here (see the demo's README: principal_index=true).";
+const NO_INDEX: &str = "This session store keeps no per-user session index, so your sessions cannot be listed or revoked here (the store URL needs principal_index=true: see docs/guide.md, Demo).";
 
 /// The signed-in user, who is also the sessions' principal. A session
 /// signed in before principals were set gets its tag now (stored at the
@@ -139,7 +139,7 @@ async fn list(store: &Arc<dyn Store>, user: &str) -> Result<Option<Vec<Record>>,
                 .filter(|r| r.principal() == Some(user))
                 .collect(),
         )),
-        Err(session_core::Error::Unsupported(_)) => Ok(None),
+        Err(sessionkit_core::Error::Unsupported(_)) => Ok(None),
         Err(e) => Err(PageError::Store("principal_sessions", e)),
     }
 }
@@ -294,7 +294,7 @@ pub(crate) async fn revoke_others(
     }
     let ended = match store.destroy_principal(&user, Some(&current)).await {
         Ok(n) => n,
-        Err(session_core::Error::Unsupported(_)) => {
+        Err(sessionkit_core::Error::Unsupported(_)) => {
             return Err(PageError::no_index(&user));
         }
         Err(e) => return Err(PageError::Store("destroy_principal", e)),

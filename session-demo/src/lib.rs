@@ -19,7 +19,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `SESSION_STORE_URL` | any URL `session_stores::connect` takes; SQL stores keep the per-user index with `principal_index=true` | [`DEFAULT_STORE_URL`] (in the working directory) |
+//! | `SESSION_STORE_URL` | any URL `sessionkit_stores::connect` takes; SQL stores keep the per-user index with `principal_index=true` | [`DEFAULT_STORE_URL`] (in the working directory) |
 //! | `SESSION_ENCRYPTION_KEYS` | encrypt sessions at rest: comma-separated base64 32-byte keys, the first seals | unset (no encryption) |
 //! | `SESSION_SECRET` | signing secret(s), comma-separated; the first signs (≥ 32 bytes), the others only verify (a Node service's shorter secret may follow) | generated once into `.session-secret` (mode 0600) |
 //! | `SESSION_SECRET_FILE` | where a generated secret is kept | `.session-secret` |
@@ -40,8 +40,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use serde::Deserialize;
-use session_core::Store;
-use session_tower::{ClientIp, Session, SessionConfig, SessionError, SessionLayer};
+use sessionkit_core::Store;
+use sessionkit_tower::{ClientIp, Session, SessionConfig, SessionError, SessionLayer};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -204,14 +204,14 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Router> {
     app(store, settings)
 }
 
-/// Connects to the store `url` names ([`session_stores::connect_with`]),
+/// Connects to the store `url` names ([`sessionkit_stores::connect_with`]),
 /// with encryption keys from `SESSION_ENCRYPTION_KEYS` (and hashed ids
 /// when the URL says `hashed_ids=true`).
 pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     create_sqlite_file_private(url)
         .with_context(|| format!("cannot create the session database of {}", redact(url)))?;
-    let at_rest = session_stores::AtRest::from_env()?;
-    session_stores::connect_with(url, &at_rest)
+    let at_rest = sessionkit_stores::AtRest::from_env()?;
+    sessionkit_stores::connect_with(url, &at_rest)
         .await
         .with_context(|| format!("cannot open the session store {}", redact(url)))
 }
@@ -227,7 +227,7 @@ pub fn app(store: Arc<dyn Store>, settings: &Settings) -> anyhow::Result<Router>
     // still works.
     let mut config = SessionConfig::builder()
         .secrets(settings.secrets.iter())
-        .secure(session_tower::SecurePolicy::Auto)
+        .secure(sessionkit_tower::SecurePolicy::Auto)
         .max_sessions_per_principal(MAX_SESSIONS_PER_USER)
         .track_client(true);
     if let Some(trust) = settings.trust_proxy {
@@ -374,7 +374,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
 }
 
 /// Hides passwords in a store URL for logs and errors.
-pub use session_stores::redact;
+pub use sessionkit_stores::redact;
 
 async fn home(session: Session) -> Result<Html<String>, SessionError> {
     let views: u64 = session.get("views").await?.unwrap_or(0) + 1;
@@ -412,7 +412,7 @@ async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response
     session
         .insert(
             "loggedInAt",
-            session_core::time::to_iso(&session_core::time::now()),
+            sessionkit_core::time::to_iso(&sessionkit_core::time::now()),
         )
         .await?;
     if form.remember.is_some() {

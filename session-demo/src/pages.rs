@@ -1,7 +1,7 @@
 //! The HTML: plain server-rendered pages with inline CSS, no front-end build.
 
-use session_core::time::Timestamp;
-use session_core::CookieMeta;
+use sessionkit_core::time::Timestamp;
+use sessionkit_core::CookieMeta;
 use std::fmt::Write as _;
 
 /// Escapes text for HTML content and attribute values.
@@ -132,7 +132,7 @@ pub(crate) fn inspect(
         let fields = [
             (
                 "expires",
-                opt(c.expires.as_ref().map(session_core::time::to_iso)),
+                opt(c.expires.as_ref().map(sessionkit_core::time::to_iso)),
             ),
             (
                 "originalMaxAge (ms)",
@@ -203,7 +203,7 @@ pub(crate) enum SessionsView {
 fn when(t: Option<&Timestamp>) -> String {
     match t {
         Some(t) => {
-            let iso = session_core::time::to_iso(t);
+            let iso = sessionkit_core::time::to_iso(t);
             let shown = format!("{} UTC", t.format("%Y-%m-%d %H:%M:%S"));
             format!(r#"<time datetime="{}">{}</time>"#, esc(&iso), esc(&shown))
         }
@@ -293,7 +293,7 @@ mod tests {
             reference: "ref".into(),
             current,
             created: None,
-            last_seen: Some(session_core::time::from_millis(1_795_744_481_837)),
+            last_seen: Some(sessionkit_core::time::from_millis(1_795_744_481_837)),
             expires: None,
             user_agent: Some("<script>alert(1)</script>".into()),
             ip: Some("\"><b>".into()),

@@ -11,9 +11,9 @@
 use anyhow::{bail, ensure, Context, Result};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
-use session_core::Store;
-use session_core::{Secret, SessionId, Signer};
 use session_demo::Settings;
+use sessionkit_core::Store;
+use sessionkit_core::{Secret, SessionId, Signer};
 use std::sync::Arc;
 
 const SECRET: &str = "active-sessions-test-secret-long-enough-to-sign";
@@ -261,7 +261,7 @@ async fn revoke_one(site: &Site) -> Result<()> {
 
     // Refused, each with a 4xx, and nothing ends.
     let bob_id = bob.id()?;
-    let hashed_bob = session_core::HashedIds::<()>::key(&bob_id);
+    let hashed_bob = sessionkit_core::HashedIds::<()>::key(&bob_id);
     let refusals: Vec<(String, StatusCode)> = vec![
         (bobs[0].reference.clone(), StatusCode::NOT_FOUND), // bob's, from his own page
         (hashed_bob.as_str().to_owned(), StatusCode::NOT_FOUND), // bob's by another hash
@@ -467,7 +467,7 @@ async fn sqlite_without_the_index_says_so() -> Result<()> {
         "sessions page without index: {}",
         page.status
     );
-    let reference = session_core::HashedIds::<()>::key(&phone.id()?);
+    let reference = sessionkit_core::HashedIds::<()>::key(&phone.id()?);
     let page = laptop
         .post("/sessions/revoke", &[("session", reference.as_str())])
         .await?;

@@ -7,7 +7,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use fantoccini::{Client, ClientBuilder, Locator};
-use session_core::{Secret, Signer};
+use sessionkit_core::{Secret, Signer};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -371,7 +371,7 @@ async fn login_counter_cart_restart_logout() -> Result<()> {
             let url = store_url.clone().unwrap_or_else(|| {
                 format!("sqlite://{}", work.path().join("sessions.db").display())
             });
-            let store = session_stores::connect(&url).await?;
+            let store = sessionkit_stores::connect(&url).await?;
             ensure!(
                 store.load(&id).await?.is_none(),
                 "session still in the store"

@@ -10,9 +10,9 @@
 use anyhow::{ensure, Context, Result};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
-use session_conformance::net::{host_port, via, Proxy, OPERATION_GUARD};
-use session_core::SessionId;
 use session_demo::Settings;
+use sessionkit_conformance::net::{host_port, via, Proxy, OPERATION_GUARD};
+use sessionkit_core::SessionId;
 use sqlx::{Connection, Executor};
 use std::time::{Duration, Instant};
 

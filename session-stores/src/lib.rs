@@ -3,7 +3,7 @@
 //!
 //! | URL | backend | cargo feature |
 //! |---|---|---|
-//! | `memory://` | in-process ([`store_memory`]) | `memory` (default) |
+//! | `memory://` | in-process ([`sessionkit_memory`]) | `memory` (default) |
 //! | `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` | SQLite file or in-memory | `sqlite` (default) |
 //! | `redis://…`, `rediss://…` | Redis | `redis` |
 //! | `redis+cluster://[user:pass@]host:port,host:port,…/` (`rediss+cluster://` for TLS) | Redis Cluster: some nodes, the rest are discovered | `redis` |
@@ -81,8 +81,8 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), session_core::Error> {
-//! let store = session_stores::connect("sqlite::memory:?ttl=3600").await?;
+//! # async fn main() -> Result<(), sessionkit_core::Error> {
+//! let store = sessionkit_stores::connect("sqlite::memory:?ttl=3600").await?;
 //! assert!(store.capabilities().count);
 //! # Ok(())
 //! # }
@@ -91,8 +91,8 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use session_core::encryption::{Encryption, Key};
-use session_core::{Error, HashedIds, Result, Store};
+use sessionkit_core::encryption::{Encryption, Key};
+use sessionkit_core::{Error, HashedIds, Result, Store};
 use std::borrow::Cow;
 use std::sync::Arc;
 #[allow(unused_imports)]
@@ -135,7 +135,7 @@ impl std::fmt::Debug for StoreUrl {
 /// `<redacted>`.
 ///
 /// ```
-/// use session_stores::redact;
+/// use sessionkit_stores::redact;
 /// assert_eq!(redact("redis://:pw@h:6379/0"), "redis://:<redacted>@h:6379/0");
 /// assert_eq!(
 ///     redact("redis+sentinel://s1,s2/m?sentinel_password=x&ttl=60"),
@@ -400,7 +400,7 @@ async fn open(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
 
 #[cfg(feature = "memory")]
 fn memory(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
-    let mut b = store_memory::MemoryStore::builder();
+    let mut b = sessionkit_memory::MemoryStore::builder();
     if let Some(ttl) = u.take_secs("ttl")? {
         b = b.default_ttl(ttl);
     }
@@ -453,7 +453,7 @@ async fn sqlite(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     } else {
         format!("{url}?{}", passthrough.join("&"))
     };
-    let mut b = store_sqlite::SqliteStore::builder(url)
+    let mut b = sessionkit_sqlite::SqliteStore::builder(url)
         .create_schema(create)
         .principal_index(principal_index);
     if let Some(ttl) = ttl {
@@ -777,11 +777,11 @@ async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let mut b = match target {
         RedisTarget::Single(_) => {
             u.finish(REDIS_OPTIONS, REDIS_DRIVER_OPTIONS)?;
-            store_redis::RedisStore::builder(u.driver_url())
+            sessionkit_redis::RedisStore::builder(u.driver_url())
         }
         RedisTarget::Cluster(nodes) => {
             u.finish(REDIS_OPTIONS, &[])?;
-            store_redis::RedisStore::cluster_builder(nodes)
+            sessionkit_redis::RedisStore::cluster_builder(nodes)
         }
         RedisTarget::Sentinel {
             sentinels,
@@ -791,7 +791,7 @@ async fn redis(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
             password,
         } => {
             u.finish(REDIS_OPTIONS, &[])?;
-            let mut b = store_redis::RedisStore::sentinel_builder(sentinels, master);
+            let mut b = sessionkit_redis::RedisStore::sentinel_builder(sentinels, master);
             if let Some(db) = db {
                 b = b.master_db(db);
             }
@@ -847,7 +847,7 @@ async fn postgres(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let timeouts = u.take_timeouts()?;
     let max_connections = u.take_usize("max_connections")?;
     u.finish(POSTGRES_OPTIONS, POSTGRES_DRIVER_OPTIONS)?;
-    let mut b = store_postgres::PostgresStore::builder(u.driver_url())
+    let mut b = sessionkit_postgres::PostgresStore::builder(u.driver_url())
         .create_schema(create)
         .principal_index(principal_index);
     if let Some(ttl) = ttl {
@@ -894,7 +894,7 @@ async fn mongo(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let stringify = u.take_bool("stringify", true)?;
     let timeouts = u.take_timeouts()?;
     // Every other option is the driver's, which refuses unknown ones itself.
-    let mut b = store_mongo::MongoStore::builder(u.driver_url())
+    let mut b = sessionkit_mongo::MongoStore::builder(u.driver_url())
         .create_indexes(create)
         .stringify(stringify);
     if let Some(ttl) = ttl {
@@ -943,7 +943,7 @@ async fn mysql(u: &mut StoreUrl) -> Result<Arc<dyn Store>> {
     let timeouts = u.take_timeouts()?;
     let max_connections = u.take_usize("max_connections")?;
     u.finish(MYSQL_OPTIONS, MYSQL_DRIVER_OPTIONS)?;
-    let mut b = store_mysql::MySqlStore::builder(u.driver_url())
+    let mut b = sessionkit_mysql::MySqlStore::builder(u.driver_url())
         .create_schema(create)
         .principal_index(principal_index);
     if let Some(ttl) = ttl {
@@ -1007,7 +1007,7 @@ mod tests {
     #[cfg(feature = "sqlite")]
     #[tokio::test]
     async fn at_rest_options_reach_the_store() -> anyhow::Result<()> {
-        use session_core::{Record, SessionId};
+        use sessionkit_core::{Record, SessionId};
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("s.db").display());
         let at_rest = AtRest {

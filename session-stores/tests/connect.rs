@@ -1,6 +1,6 @@
 //! `connect(url)` against real backends and with bad input.
 
-use session_core::{Error, Record, SessionId, SessionMeta};
+use sessionkit_core::{Error, Record, SessionId, SessionMeta};
 
 fn config_message(err: Error) -> String {
     match err {
@@ -22,7 +22,7 @@ async fn memory_and_sqlite_urls_give_working_stores() -> anyhow::Result<()> {
         "sqlite::memory:",
         file.as_str(),
     ] {
-        let store = session_stores::connect(url).await?;
+        let store = sessionkit_stores::connect(url).await?;
         let r = Record::new(SessionId::generate());
         store.create(&r).await?;
         assert!(store.load(&r.id).await?.is_some(), "{url}");
@@ -36,7 +36,7 @@ async fn memory_and_sqlite_urls_give_working_stores() -> anyhow::Result<()> {
 async fn principal_index_option_turns_on_the_per_user_index() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("p.db");
-    let plain = session_stores::connect(&format!("sqlite://{}", file.display())).await?;
+    let plain = sessionkit_stores::connect(&format!("sqlite://{}", file.display())).await?;
     assert!(!plain.capabilities().principal_index);
     assert!(matches!(
         plain.principal_sessions("alice").await,
@@ -47,14 +47,14 @@ async fn principal_index_option_turns_on_the_per_user_index() -> anyhow::Result<
         "sqlite::memory:?principal_index=true".to_owned(),
         format!("sqlite://{}?principal_index=true", file.display()),
     ] {
-        let store = session_stores::connect(&url).await?;
+        let store = sessionkit_stores::connect(&url).await?;
         assert!(store.capabilities().principal_index, "{url}");
         let r = tagged("alice")?;
         store.create(&r).await?;
         assert_eq!(store.principal_sessions("alice").await?.len(), 1, "{url}");
         assert_eq!(store.destroy_principal("alice", None).await?, 1, "{url}");
     }
-    let err = session_stores::connect("sqlite::memory:?principal_index=sometimes")
+    let err = sessionkit_stores::connect("sqlite::memory:?principal_index=sometimes")
         .await
         .err()
         .expect("refused");
@@ -83,7 +83,7 @@ async fn bad_urls_are_clear_errors() {
         ("justtext", "no scheme"),
     ];
     for (url, want) in cases {
-        let err = match session_stores::connect(url).await {
+        let err = match sessionkit_stores::connect(url).await {
             Ok(_) => panic!("{url} was accepted"),
             Err(e) => e,
         };
@@ -95,7 +95,7 @@ async fn bad_urls_are_clear_errors() {
 #[cfg(not(feature = "redis"))]
 #[tokio::test]
 async fn backend_with_feature_off_names_the_feature() {
-    let err = session_stores::connect("redis://127.0.0.1:6379")
+    let err = sessionkit_stores::connect("redis://127.0.0.1:6379")
         .await
         .err();
     let msg = config_message(err.expect("refused"));
@@ -135,7 +135,7 @@ async fn server_urls_give_working_stores() -> anyhow::Result<()> {
         ),
     ];
     for url in &urls {
-        let store = session_stores::connect(url).await?;
+        let store = sessionkit_stores::connect(url).await?;
         let r = Record::new(SessionId::generate());
         store.create(&r).await?;
         assert!(store.load(&r.id).await?.is_some(), "{url}");
@@ -156,12 +156,12 @@ async fn mysql_urls_give_working_stores() -> anyhow::Result<()> {
         .to_ascii_lowercase()
         .replace('-', "_");
     let url = format!("{base}{sep}table=stores_{tag}&ttl=60&prune_interval=0&connect_timeout=5");
-    let store = session_stores::connect(&url).await?;
+    let store = sessionkit_stores::connect(&url).await?;
     let r = Record::new(SessionId::generate());
     store.create(&r).await?;
     assert!(store.load(&r.id).await?.is_some(), "{url}");
     // The same table through the other scheme.
-    let other = session_stores::connect(&url.replacen("mysql://", "mariadb://", 1)).await?;
+    let other = sessionkit_stores::connect(&url.replacen("mysql://", "mariadb://", 1)).await?;
     assert!(other.load(&r.id).await?.is_some(), "mariadb://");
     store.clear().await?;
     for bad in [
@@ -169,7 +169,10 @@ async fn mysql_urls_give_working_stores() -> anyhow::Result<()> {
         format!("{base}{sep}prune_interval=soon"),
         format!("{base}{sep}ttl=-5"),
     ] {
-        let err = session_stores::connect(&bad).await.err().expect("refused");
+        let err = sessionkit_stores::connect(&bad)
+            .await
+            .err()
+            .expect("refused");
         assert!(matches!(err, Error::Config(_)), "{bad}: {err:?}");
     }
     Ok(())
@@ -182,7 +185,10 @@ async fn bad_server_option_values_are_refused() {
         "redis://127.0.0.1:6379?ttl=-5",
         "redis://127.0.0.1:6379?connect_timeout=x",
     ] {
-        let err = session_stores::connect(url).await.err().expect("refused");
+        let err = sessionkit_stores::connect(url)
+            .await
+            .err()
+            .expect("refused");
         assert!(config_message(err).contains("number of seconds"), "{url}");
     }
 }
@@ -207,7 +213,7 @@ async fn server_sql_urls_take_principal_index() -> anyhow::Result<()> {
         ),
         join(env("MYSQL_URL", "mysql://root@127.0.0.1:3306/test"), &opts),
     ] {
-        let store = session_stores::connect(&url).await?;
+        let store = sessionkit_stores::connect(&url).await?;
         assert!(store.capabilities().principal_index, "{url}");
         let (a, b) = (tagged("alice")?, tagged("alice")?);
         store.create(&a).await?;
@@ -231,19 +237,19 @@ async fn redis_and_mongo_urls_and_the_principal_index() -> anyhow::Result<()> {
     let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let sep = if redis.contains('?') { '&' } else { '?' };
     let tag = SessionId::generate();
-    let on = session_stores::connect(&format!("{redis}{sep}prefix=stores-{tag}:")).await?;
+    let on = sessionkit_stores::connect(&format!("{redis}{sep}prefix=stores-{tag}:")).await?;
     assert!(on.capabilities().principal_index);
-    let off = session_stores::connect(&format!(
+    let off = sessionkit_stores::connect(&format!(
         "{redis}{sep}prefix=stores-{tag}:&principal_index=false"
     ))
     .await?;
     assert!(!off.capabilities().principal_index);
-    let named = session_stores::connect(&format!(
+    let named = sessionkit_stores::connect(&format!(
         "{redis}{sep}prefix=stores-{tag}:&principal_prefix=users-{tag}:"
     ))
     .await?;
     assert!(named.capabilities().principal_index);
-    let overlapping = session_stores::connect(&format!(
+    let overlapping = sessionkit_stores::connect(&format!(
         "{redis}{sep}prefix=stores-{tag}:&principal_prefix=stores-{tag}:p:"
     ))
     .await;
@@ -256,7 +262,8 @@ async fn redis_and_mongo_urls_and_the_principal_index() -> anyhow::Result<()> {
         std::env::var("MONGODB_URL").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".to_owned());
     let sep = if mongo.contains('?') { '&' } else { '?' };
     let tag = tag.as_str()[..8].to_ascii_lowercase().replace('-', "_");
-    let store = session_stores::connect(&format!("{mongo}{sep}collection=stores_p_{tag}")).await?;
+    let store =
+        sessionkit_stores::connect(&format!("{mongo}{sep}collection=stores_p_{tag}")).await?;
     assert!(store.capabilities().principal_index);
     store.clear().await?;
     Ok(())
@@ -290,7 +297,7 @@ async fn postgres_time_zone_through_the_url_matches_a_new_york_database() -> any
         .await?;
     let url = format!("{root}/{db}");
     let result = async {
-        let store = session_stores::connect(&format!(
+        let store = sessionkit_stores::connect(&format!(
             "{url}?time_zone=America/New_York&table=s&prune_interval=0"
         ))
         .await?;
@@ -309,7 +316,7 @@ async fn postgres_time_zone_through_the_url_matches_a_new_york_database() -> any
             .bind(&zone)
             .execute(&mut node)
             .await?;
-        let now = (session_core::time::now().timestamp_millis() + 999) / 1000;
+        let now = (sessionkit_core::time::now().timestamp_millis() + 999) / 1000;
         let json = Record::new(SessionId::generate()).to_json()?;
         for (id, expire, live) in [
             (SessionId::generate(), now + 3600, true),
@@ -331,7 +338,7 @@ async fn postgres_time_zone_through_the_url_matches_a_new_york_database() -> any
         let mut r = Record::new(SessionId::generate());
         r.cookie.set_max_age(
             Some(std::time::Duration::from_secs(3600)),
-            session_core::time::now(),
+            sessionkit_core::time::now(),
         );
         store.create(&r).await?;
         let seen = |at: i64| {

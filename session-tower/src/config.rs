@@ -5,8 +5,10 @@ use crate::cookie;
 use crate::events::{EventHook, SessionEvent};
 use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use http::{HeaderName, StatusCode};
-use session_core::time::{self, Timestamp};
-use session_core::{CookieMeta, Error, Priority, SameSite, Secret, SessionId, Signer, DEFAULT_TTL};
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{
+    CookieMeta, Error, Priority, SameSite, Secret, SessionId, Signer, DEFAULT_TTL,
+};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -115,13 +117,13 @@ pub enum TokenHeader {
 /// A session with a policy expires at the earlier of `last request + idle`
 /// and `created + absolute`: that instant is its cookie's `Expires` and its
 /// store expiry, so every store enforces it with its own TTL. The policy is
-/// stored with the session (its [`SessionMeta`](session_core::SessionMeta)),
+/// stored with the session (its [`SessionMeta`](sessionkit_core::SessionMeta)),
 /// so later requests do not reset it, and a session found past its absolute
 /// deadline is destroyed and replaced by a new one even if the store still
 /// has it.
 ///
 /// ```
-/// use session_tower::ExpiryPolicy;
+/// use sessionkit_tower::ExpiryPolicy;
 /// use std::time::Duration;
 /// let policy = ExpiryPolicy::new()
 ///     .idle(Duration::from_secs(30 * 60))
@@ -760,7 +762,7 @@ impl SessionConfigBuilder {
     /// `genid(req)`): e.g. an id that carries the tenant of the host.
     ///
     /// ```
-    /// # use session_tower::{SessionConfig, SessionId};
+    /// # use sessionkit_tower::{SessionConfig, SessionId};
     /// let config = SessionConfig::builder()
     ///     .secret("a secret of at least thirty-two bytes!!")
     ///     .genid_with(|req| {
@@ -794,7 +796,7 @@ impl SessionConfigBuilder {
     /// inject attributes is logged and the configured one kept.
     ///
     /// ```
-    /// # use session_tower::SessionConfig;
+    /// # use sessionkit_tower::SessionConfig;
     /// let config = SessionConfig::builder()
     ///     .secret("a secret of at least thirty-two bytes!!")
     ///     .cookie_with(|req, cookie| {
@@ -846,7 +848,7 @@ impl SessionConfigBuilder {
 
     /// The largest session the middleware writes to the store, in bytes of
     /// the stored JSON (data and cookie metadata, as
-    /// [`Record::to_json`](session_core::Record::to_json) writes it).
+    /// [`Record::to_json`](sessionkit_core::Record::to_json) writes it).
     /// Default: [`DEFAULT_MAX_SESSION_SIZE`] (1 MiB); `None` for no limit;
     /// at least [`MIN_MAX_SESSION_SIZE`].
     ///
@@ -873,7 +875,7 @@ impl SessionConfigBuilder {
     /// Compare-and-set saves (default off: last writer wins, as in
     /// express-session and every peer). When on, a session is loaded with
     /// its stored version and written only if no other request changed it
-    /// meanwhile ([`Store::save_if`](session_core::Store::save_if)); a
+    /// meanwhile ([`Store::save_if`](sessionkit_core::Store::save_if)); a
     /// request that lost the race answers
     /// [`conflict_status`](Self::conflict_status) (409) without writing,
     /// so the client can retry it. The store must support it (every store
@@ -931,7 +933,7 @@ impl SessionConfigBuilder {
     }
 
     /// Record the `User-Agent` and client address of the request that
-    /// creates a session in its [`SessionMeta`](session_core::SessionMeta)
+    /// creates a session in its [`SessionMeta`](sessionkit_core::SessionMeta)
     /// (default off), for an "your active sessions" page. The address is
     /// the [`ClientIp`](crate::ClientIp) request extension when the app
     /// inserts one, else (with [`proxy`](Self::proxy) `Some(true)`) the
@@ -955,8 +957,8 @@ impl SessionConfigBuilder {
     /// the middleware can tell (see [`SessionEvent`](crate::SessionEvent)).
     ///
     /// ```
-    /// # fn main() -> Result<(), session_tower::Error> {
-    /// use session_tower::{SessionConfig, SessionEvent};
+    /// # fn main() -> Result<(), sessionkit_tower::Error> {
+    /// use sessionkit_tower::{SessionConfig, SessionEvent};
     /// let (events, mut audit) = tokio::sync::broadcast::channel::<SessionEvent>(1024);
     /// let config = SessionConfig::builder()
     ///     .secret("a secret of at least thirty-two bytes!!")

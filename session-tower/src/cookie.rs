@@ -5,8 +5,8 @@
 use crate::config::SessionConfig;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use session_core::signing::{decode_component, encode_component_into};
-use session_core::{CookieMeta, Priority, SameSite, Signer, Verified};
+use sessionkit_core::signing::{decode_component, encode_component_into};
+use sessionkit_core::{CookieMeta, Priority, SameSite, Signer, Verified};
 use std::fmt::Write as _;
 
 /// RFC 7230 `token`: what a cookie name may be.
@@ -75,7 +75,7 @@ fn trim(mut b: &[u8]) -> &[u8] {
 /// UTF-8 (obs-text) does not hide the session cookie beside it.
 /// The longest raw cookie value that can hold a signed session id: every
 /// character of the decoded value percent-encoded would triple it.
-const MAX_RAW_COOKIE: usize = 3 * session_core::signing::MAX_SIGNED_LEN;
+const MAX_RAW_COOKIE: usize = 3 * sessionkit_core::signing::MAX_SIGNED_LEN;
 
 /// What [`find`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -203,9 +203,9 @@ pub fn read_session_header(
 
 /// `Thu, 01 Jan 1970 00:00:00 GMT`, the form `Date.prototype.toUTCString` writes.
 #[cfg(test)]
-pub(crate) fn http_date(t: &session_core::time::Timestamp) -> String {
+pub(crate) fn http_date(t: &sessionkit_core::time::Timestamp) -> String {
     let mut out = String::with_capacity(29);
-    session_core::time::write_http_date(t, &mut out);
+    sessionkit_core::time::write_http_date(t, &mut out);
     out
 }
 
@@ -273,7 +273,7 @@ pub(crate) fn serialize(
         None => {
             if let Some(e) = &meta.expires {
                 out.push_str("; Expires=");
-                session_core::time::write_http_date(e, &mut out);
+                sessionkit_core::time::write_http_date(e, &mut out);
             }
         }
     }
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_cookie_too_long_for_a_signed_id_is_refused_unread() {
-        let signer = session_core::Signer::new([session_core::Secret::new(
+        let signer = sessionkit_core::Signer::new([sessionkit_core::Secret::new(
             "a secret of at least thirty-two bytes!!",
         )
         .unwrap()])
@@ -339,7 +339,7 @@ mod tests {
             SessionCookie::Invalid
         );
         // The longest value a signed id can take is still read.
-        let id = session_core::SessionId::parse(&"a".repeat(128)).unwrap();
+        let id = sessionkit_core::SessionId::parse(&"a".repeat(128)).unwrap();
         let longest = format!("sid={}", signer.sign_cookie(&id));
         let h = headers(&[longest.as_str()]);
         assert!(matches!(
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn http_date_matches_to_utc_string() {
-        let t = session_core::time::from_millis(1_795_744_481_837);
+        let t = sessionkit_core::time::from_millis(1_795_744_481_837);
         assert_eq!(http_date(&t), "Fri, 27 Nov 2026 01:54:41 GMT");
     }
 
@@ -430,12 +430,12 @@ mod tests {
 
     #[test]
     fn bearer_and_named_header_tokens() {
-        let signer = session_core::Signer::new([session_core::Secret::new(
+        let signer = sessionkit_core::Signer::new([sessionkit_core::Secret::new(
             "a secret of at least thirty-two bytes!!",
         )
         .expect("secret")])
         .expect("signer");
-        let id = session_core::SessionId::generate();
+        let id = sessionkit_core::SessionId::generate();
         let token = signer.sign(id.as_str());
         let mut h = HeaderMap::new();
         h.append(AUTHORIZATION, HeaderValue::from_static("Basic YTpi"));
@@ -479,7 +479,7 @@ mod tests {
         /// token is valid.
         #[test]
         fn header_tokens_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
-            let signer = session_core::Signer::new([session_core::Secret::new(
+            let signer = sessionkit_core::Signer::new([sessionkit_core::Secret::new(
                 "a secret of at least thirty-two bytes!!",
             )
             .expect("secret")])
@@ -514,7 +514,7 @@ mod tests {
             let meta = CookieMeta {
                 domain,
                 path,
-                expires: expires.map(session_core::time::from_millis),
+                expires: expires.map(sessionkit_core::time::from_millis),
                 http_only: flags[0],
                 secure: flags[1],
                 partitioned: flags[2],

@@ -17,7 +17,7 @@ pub struct SessionError {
 
 #[derive(Debug)]
 enum Kind {
-    Store(session_core::Error),
+    Store(sessionkit_core::Error),
     Value(serde_json::Error),
     ReservedKey(&'static str),
     ReservedByNode(&'static str),
@@ -30,7 +30,7 @@ enum Kind {
 }
 
 impl SessionError {
-    pub(crate) fn store(err: session_core::Error, status: StatusCode) -> Self {
+    pub(crate) fn store(err: sessionkit_core::Error, status: StatusCode) -> Self {
         SessionError {
             kind: Kind::Store(err),
             status,
@@ -52,7 +52,7 @@ impl SessionError {
         Self::internal(Kind::ReservedKey(if key == "cookie" {
             "cookie"
         } else {
-            session_core::META_KEY
+            sessionkit_core::META_KEY
         }))
     }
 
@@ -93,8 +93,8 @@ impl SessionError {
         Self::internal(Kind::Closed)
     }
 
-    /// The store failed (it may be down: see [`session_core::Error::is_transient`]).
-    pub fn store_error(&self) -> Option<&session_core::Error> {
+    /// The store failed (it may be down: see [`sessionkit_core::Error::is_transient`]).
+    pub fn store_error(&self) -> Option<&sessionkit_core::Error> {
         match &self.kind {
             Kind::Store(e) => Some(e),
             _ => None,
@@ -187,7 +187,7 @@ impl IntoResponse for SessionError {
 }
 
 /// Logs a store failure with its whole cause chain (no session data, no id).
-pub(crate) fn log_store_error(op: &'static str, err: &session_core::Error) {
+pub(crate) fn log_store_error(op: &'static str, err: &sessionkit_core::Error) {
     let mut chain = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

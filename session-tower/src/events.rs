@@ -1,7 +1,7 @@
 //! Session lifecycle events, for audit logs and for keeping other state in
 //! step with sessions.
 
-use session_core::SessionId;
+use sessionkit_core::SessionId;
 use std::sync::Arc;
 
 /// Something that happened to a session, as far as the middleware can tell.

@@ -1,25 +1,25 @@
 //! JWT mode (cargo feature `jwt`): short-lived signed tokens that carry a
 //! session id (`sid`) and custom claims, verified without a store round trip
 //! for the signature, with revocation checked against any
-//! [`Store`](session_core::Store).
+//! [`Store`].
 //!
 //! Revoking a token writes a denylist entry: a record under an id derived
 //! from the token's `jti` (`jwt-revoked-<jti>`), whose expiry is the token's
 //! `exp`, so the store's own expiry cleans the denylist up. Any store works,
-//! through the ordinary [`Store`](session_core::Store) operations; give the
+//! through the ordinary [`Store`] operations; give the
 //! denylist its own namespace (a key prefix, table or collection) if you do
 //! not want its entries among your sessions.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use session_tower::jwt::Jwt;
-//! use session_tower::SessionId;
+//! use sessionkit_tower::jwt::Jwt;
+//! use sessionkit_tower::SessionId;
 //! use std::sync::Arc;
 //!
 //! let jwt = Jwt::builder()
 //!     .key("a jwt signing key of at least 32 bytes")
-//!     .denylist(Arc::new(store_memory::MemoryStore::new()))
+//!     .denylist(Arc::new(sessionkit_memory::MemoryStore::new()))
 //!     .build()?;
 //! let sid = SessionId::generate();
 //! let token = jwt.issue(&sid, &serde_json::json!({ "role": "admin" }))?;
@@ -37,8 +37,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use session_core::time::{self, Timestamp};
-use session_core::{Error, Record, SessionId, Store};
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{Error, Record, SessionId, Store};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -52,7 +52,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
 pub const MAX_LEEWAY: Duration = Duration::from_secs(3600);
 
 /// Shortest accepted key, as for cookie secrets.
-const MIN_KEY_LEN: usize = session_core::signing::MIN_SECRET_LEN;
+const MIN_KEY_LEN: usize = sessionkit_core::signing::MIN_SECRET_LEN;
 
 /// The claims this module writes itself; custom claims may not use them.
 const RESERVED: [&str; 7] = ["sid", "jti", "iat", "exp", "iss", "aud", "nbf"];

@@ -29,7 +29,7 @@ pub mod fuzzing {
 }
 
 #[doc(inline)]
-pub use session_core::{
+pub use sessionkit_core::{
     time, CookieMeta, Error, Priority, Record, SameSite, SessionId, SessionMeta, Store,
     WriteOutcome, META_KEY,
 };

@@ -8,7 +8,7 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::header::SET_COOKIE;
 use http::uri::Scheme;
 use http::{request::Parts, Request, Response};
-use session_core::{time, SessionId, Store, Verified};
+use sessionkit_core::{time, SessionId, Store, Verified};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -173,12 +173,12 @@ pub(crate) struct Shared {
 /// (axum's `Router::layer`, or any `Service<Request<B>>`).
 ///
 /// ```no_run
-/// # fn main() -> Result<(), session_core::Error> {
-/// use session_tower::{SessionConfig, SessionLayer};
+/// # fn main() -> Result<(), sessionkit_core::Error> {
+/// use sessionkit_tower::{SessionConfig, SessionLayer};
 /// let config = SessionConfig::builder()
 ///     .secret("a secret of at least thirty-two bytes!!")
 ///     .build()?;
-/// let layer = SessionLayer::new(store_memory::MemoryStore::new(), config);
+/// let layer = SessionLayer::new(sessionkit_memory::MemoryStore::new(), config);
 /// # let _ = layer;
 /// # Ok(())
 /// # }
@@ -374,7 +374,7 @@ impl Shared {
         req: &Request<B>,
         via: Via,
         head: Option<Arc<RequestHead>>,
-        cookie_template: Option<session_core::CookieMeta>,
+        cookie_template: Option<sessionkit_core::CookieMeta>,
     ) -> Handle {
         let (verified, source, signed_cookie) = self.credential(req, via);
         let (cookie_id, secret_index) = match verified {

@@ -9,8 +9,8 @@ use http::HeaderValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use session_core::time::{self, Timestamp};
-use session_core::{
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{
     CasOutcome, CookieMeta, Error, Record, SessionId, SessionMeta, Version, WriteOutcome, META_KEY,
 };
 use std::borrow::Cow;

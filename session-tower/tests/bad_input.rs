@@ -7,9 +7,9 @@ mod support;
 use axum::extract::Path;
 use axum::routing::get as route;
 use axum::Router;
-use session_core::signing::{self, encode_component};
-use session_core::{time, Record, SessionId};
-use session_tower::{Session, SessionConfig, SessionError, DEFAULT_MAX_SESSION_SIZE};
+use sessionkit_core::signing::{self, encode_component};
+use sessionkit_core::{time, Record, SessionId};
+use sessionkit_tower::{Session, SessionConfig, SessionError, DEFAULT_MAX_SESSION_SIZE};
 use std::sync::Arc;
 use support::*;
 
@@ -444,10 +444,10 @@ async fn the_default_limit_is_one_mebibyte_and_none_disables_it() {
 
 // --------------------------------------------------------- configuration
 
-fn refused(b: session_tower::SessionConfigBuilder, what: &str) {
+fn refused(b: sessionkit_tower::SessionConfigBuilder, what: &str) {
     let err = b.build().expect_err(what);
     assert!(
-        matches!(err, session_tower::Error::Config(_)),
+        matches!(err, sessionkit_tower::Error::Config(_)),
         "{what:?}: {err:?}"
     );
 }

@@ -8,10 +8,10 @@ mod support;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use session_core::{SessionId, Store};
-use session_tower::{Session, SessionError, SessionLayer};
+use sessionkit_core::{SessionId, Store};
+use sessionkit_memory::MemoryStore;
+use sessionkit_tower::{Session, SessionError, SessionLayer};
 use std::sync::Arc;
-use store_memory::MemoryStore;
 use support::{config, get_with_cookie, serve_plain};
 use tokio::sync::{Barrier, Notify};
 

@@ -1,15 +1,15 @@
 //! Configuration is checked once, at build time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use session_tower::{SameSitePolicy, SecurePolicy, SessionConfig};
+use sessionkit_tower::{SameSitePolicy, SecurePolicy, SessionConfig};
 use std::time::Duration;
 
 const SECRET: &str = "test secret number one, thirty-two bytes or more";
 
-fn refused(b: session_tower::SessionConfigBuilder, what: &str) {
+fn refused(b: sessionkit_tower::SessionConfigBuilder, what: &str) {
     let err = b.build().expect_err(what);
     assert!(
-        matches!(err, session_tower::Error::Config(_)),
+        matches!(err, sessionkit_tower::Error::Config(_)),
         "{what}: {err:?}"
     );
 }
@@ -110,7 +110,7 @@ fn insecure_combinations_are_refused() {
         "touch_after longer than the store TTL",
     );
     refused(
-        b().expires(session_core::time::from_millis(0)),
+        b().expires(sessionkit_core::time::from_millis(0)),
         "expires in the past",
     );
 }

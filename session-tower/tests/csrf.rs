@@ -6,7 +6,7 @@ mod support;
 
 use axum::routing::{get as route_get, post as route_post};
 use axum::Router;
-use session_tower::{Session, SessionError};
+use sessionkit_tower::{Session, SessionError};
 use support::*;
 
 fn routes() -> Router {

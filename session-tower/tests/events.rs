@@ -5,8 +5,8 @@ mod support;
 
 use axum::routing::get as route;
 use axum::Router;
-use session_core::{time, Record, SessionId, SessionMeta};
-use session_tower::{
+use sessionkit_core::{time, Record, SessionId, SessionMeta};
+use sessionkit_tower::{
     ExpiredReason, Session, SessionError, SessionEvent, TokenHeader, Transport, UnsetPolicy,
 };
 use std::sync::{Arc, Mutex};
@@ -65,7 +65,10 @@ fn routes() -> Router {
         )
 }
 
-async fn app(store: &Arc<Counting>, builder: session_tower::SessionConfigBuilder) -> (String, Log) {
+async fn app(
+    store: &Arc<Counting>,
+    builder: sessionkit_tower::SessionConfigBuilder,
+) -> (String, Log) {
     let log: Log = Arc::default();
     let sink = log.clone();
     let config = builder

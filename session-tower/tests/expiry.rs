@@ -6,8 +6,8 @@ mod support;
 
 use axum::routing::get as route;
 use axum::Router;
-use session_core::{time, Record, SessionId, SessionMeta, META_KEY};
-use session_tower::{ClientIp, ExpiryPolicy, Session, SessionError};
+use sessionkit_core::{time, Record, SessionId, SessionMeta, META_KEY};
+use sessionkit_tower::{ClientIp, ExpiryPolicy, Session, SessionError};
 use std::time::Duration;
 use support::*;
 
@@ -265,7 +265,7 @@ async fn principal_and_the_reserved_key() {
 #[tokio::test]
 async fn client_tracking_records_user_agent_and_address() {
     let store = Counting::new();
-    let router = routes().layer(session_tower::SessionLayer::from_arc(
+    let router = routes().layer(sessionkit_tower::SessionLayer::from_arc(
         store.clone(),
         config().track_client(true).build().unwrap(),
     ));
@@ -384,9 +384,9 @@ async fn an_undecodable_meta_is_ignored_not_fatal() {
 
 #[test]
 fn policies_are_checked() {
-    let refused = |b: session_tower::SessionConfigBuilder, what: &str| {
+    let refused = |b: sessionkit_tower::SessionConfigBuilder, what: &str| {
         let err = b.build().expect_err(what);
-        assert!(matches!(err, session_tower::Error::Config(_)), "{what}");
+        assert!(matches!(err, sessionkit_tower::Error::Config(_)), "{what}");
     };
     refused(
         config().expiry_policy(policy()).max_age(DAY),

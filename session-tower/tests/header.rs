@@ -7,8 +7,8 @@ mod support;
 
 use axum::routing::get as route;
 use axum::Router;
-use session_core::{SessionId, Store};
-use session_tower::{Session, SessionError, TokenHeader, Transport};
+use sessionkit_core::{SessionId, Store};
+use sessionkit_tower::{Session, SessionError, TokenHeader, Transport};
 use std::sync::Arc;
 use support::*;
 
@@ -33,7 +33,7 @@ fn routes() -> Router {
         )
 }
 
-fn named() -> session_tower::SessionConfigBuilder {
+fn named() -> sessionkit_tower::SessionConfigBuilder {
     config()
         .transport(Transport::Header)
         .token_header(TokenHeader::Named("X-Session-Id".into()))
@@ -182,7 +182,7 @@ async fn rotation_verifies_old_tokens_and_hands_out_a_new_one() {
     )
     .await;
     let id = SessionId::generate();
-    let mut record = session_core::Record::new(id.clone());
+    let mut record = sessionkit_core::Record::new(id.clone());
     record.data.insert("n".into(), 7.into());
     store.put(&record).await;
 
@@ -348,13 +348,13 @@ fn header_names_are_checked() {
             .token_header(TokenHeader::Named(bad.into()))
             .build()
             .expect_err(bad);
-        assert!(matches!(err, session_tower::Error::Config(_)), "{bad}");
+        assert!(matches!(err, sessionkit_tower::Error::Config(_)), "{bad}");
         let err = config()
             .transport(Transport::Header)
             .token_response_header(bad)
             .build()
             .expect_err(bad);
-        assert!(matches!(err, session_tower::Error::Config(_)), "{bad}");
+        assert!(matches!(err, sessionkit_tower::Error::Config(_)), "{bad}");
     }
 }
 

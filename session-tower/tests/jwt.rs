@@ -5,11 +5,11 @@
 mod support;
 
 use serde::{Deserialize, Serialize};
-use session_core::{time, Record, SessionId, Store};
-use session_tower::jwt::{Jwt, JwtAlgorithm, JwtBuilder, JwtError};
+use sessionkit_core::{time, Record, SessionId, Store};
+use sessionkit_memory::MemoryStore;
+use sessionkit_tower::jwt::{Jwt, JwtAlgorithm, JwtBuilder, JwtError};
 use std::sync::Arc;
 use std::time::Duration;
-use store_memory::MemoryStore;
 use support::{Counting, Fail};
 
 const KEY_A: &str = "jwt key A, thirty-two bytes or more!!";
@@ -187,7 +187,7 @@ async fn revoked_tokens_are_refused_until_they_expire() {
     let entry = store.load(&deny).await.unwrap().expect("a denylist entry");
     assert_eq!(entry.cookie.expires, Some(v.expires_at));
     assert_eq!(
-        entry.store_expiry(session_core::DEFAULT_TTL, time::now()),
+        entry.store_expiry(sessionkit_core::DEFAULT_TTL, time::now()),
         v.expires_at
     );
 
@@ -320,7 +320,7 @@ fn configuration_is_checked() {
         ),
     ] {
         assert!(
-            matches!(b.build(), Err(session_core::Error::Config(_))),
+            matches!(b.build(), Err(sessionkit_core::Error::Config(_))),
             "{what}"
         );
     }

@@ -5,7 +5,7 @@
 mod support;
 
 use axum::Router;
-use session_tower::SessionId;
+use sessionkit_tower::SessionId;
 use support::*;
 
 fn attr<'a>(set_cookie: &'a str, name: &str) -> Option<&'a str> {

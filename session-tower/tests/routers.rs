@@ -9,7 +9,7 @@ mod support;
 
 use axum::routing::get as route;
 use axum::Router;
-use session_tower::{Session, SessionConfig, SessionError, SessionLayer};
+use sessionkit_tower::{Session, SessionConfig, SessionError, SessionLayer};
 use std::sync::Arc;
 use support::*;
 

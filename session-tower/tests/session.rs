@@ -7,9 +7,9 @@ mod support;
 
 use axum::routing::get as route;
 use axum::{Extension, Router};
-use session_core::time;
-use session_core::{Priority, Record, SessionId, Store, WriteOutcome};
-use session_tower::{
+use sessionkit_core::time;
+use sessionkit_core::{Priority, Record, SessionId, Store, WriteOutcome};
+use sessionkit_tower::{
     SameSitePolicy, SecureConnection, SecurePolicy, Session, SessionError, UnsetPolicy,
 };
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -109,7 +109,7 @@ fn routes(store: Arc<Counting>) -> Router {
         )
 }
 
-async fn app(store: &Arc<Counting>, config: session_tower::SessionConfig) -> String {
+async fn app(store: &Arc<Counting>, config: sessionkit_tower::SessionConfig) -> String {
     serve(routes(store.clone()), store.clone(), config).await
 }
 
@@ -372,7 +372,7 @@ async fn forged_unsigned_and_malformed_cookies_mean_a_new_session_and_no_store_r
         store.reset();
         let cookie = format!(
             "connect.sid={}",
-            session_core::signing::encode_component(&value)
+            sessionkit_core::signing::encode_component(&value)
         );
         let r = get_with_cookie(&format!("{base}/inc"), &cookie).await;
         assert_eq!(r.body, "1", "{value}");
@@ -554,7 +554,9 @@ async fn a_short_node_secret_verifies_after_a_long_one() {
     };
     // The same session as a Node service on `keyboard cat` would sign it.
     let short =
-        session_core::Signer::new([session_core::Secret::verify_only("keyboard cat").unwrap()]);
+        sessionkit_core::Signer::new([
+            sessionkit_core::Secret::verify_only("keyboard cat").unwrap()
+        ]);
     assert!(short.is_err(), "a short secret never signs");
     let node_value = {
         use hmac::Mac;
@@ -564,7 +566,7 @@ async fn a_short_node_secret_verifies_after_a_long_one() {
             &base64::engine::general_purpose::STANDARD_NO_PAD,
             mac.finalize().into_bytes(),
         );
-        session_core::signing::encode_component(&format!("s:{}.{sig}", id.as_str()))
+        sessionkit_core::signing::encode_component(&format!("s:{}.{sig}", id.as_str()))
     };
     let base = app(
         &store,
@@ -581,8 +583,8 @@ async fn a_short_node_secret_verifies_after_a_long_one() {
 
 struct SessionConfigForTest;
 impl SessionConfigForTest {
-    fn old() -> session_tower::SessionConfig {
-        session_tower::SessionConfig::builder()
+    fn old() -> sessionkit_tower::SessionConfig {
+        sessionkit_tower::SessionConfig::builder()
             .secret(OLD_SECRET)
             .build()
             .unwrap()
@@ -742,7 +744,7 @@ async fn secure_connection_extension_marks_tls_requests() {
     let store = Counting::new();
     let cfg = config().secure(SecurePolicy::Always).build().unwrap();
     let router = routes(store.clone())
-        .layer(session_tower::SessionLayer::from_arc(store.clone(), cfg))
+        .layer(sessionkit_tower::SessionLayer::from_arc(store.clone(), cfg))
         .layer(Extension(SecureConnection));
     let base = serve_plain(router).await;
     let r = get(&format!("{base}/inc"), &[]).await;
@@ -1057,7 +1059,7 @@ async fn keys_express_session_reserves_are_refused() {
         route(|s: Session| async move {
             s.insert("n", 1).await?;
             let mut out = Vec::new();
-            for key in session_tower::NODE_RESERVED_KEYS {
+            for key in sessionkit_tower::NODE_RESERVED_KEYS {
                 match s.insert(key, "lost in Node").await {
                     Err(e) => {
                         assert!(e.to_string().contains("express-session"), "{e}");
@@ -1084,7 +1086,7 @@ async fn keys_express_session_reserves_are_refused() {
         "constructor",
         "resetMaxAge",
     ] {
-        assert!(session_tower::NODE_RESERVED_KEYS.contains(&key), "{key}");
+        assert!(sessionkit_tower::NODE_RESERVED_KEYS.contains(&key), "{key}");
     }
 }
 
@@ -1283,7 +1285,7 @@ async fn per_session_cookie_settings_are_saved_and_sent() {
     let router = Router::new().route(
         "/strict",
         route(|s: Session| async move {
-            s.update_cookie(|c| c.same_site = Some(session_core::SameSite::Strict))
+            s.update_cookie(|c| c.same_site = Some(sessionkit_core::SameSite::Strict))
                 .await?;
             Ok::<_, SessionError>("ok")
         }),
@@ -1299,7 +1301,10 @@ async fn per_session_cookie_settings_are_saved_and_sent() {
     assert!(r.set_cookie().unwrap().ends_with("; SameSite=Strict"));
     assert_eq!(store.counts().saves, 1);
     let rec = store.peek(&id).await.unwrap();
-    assert_eq!(rec.cookie.same_site, Some(session_core::SameSite::Strict));
+    assert_eq!(
+        rec.cookie.same_site,
+        Some(sessionkit_core::SameSite::Strict)
+    );
 }
 
 #[tokio::test]
@@ -1326,7 +1331,7 @@ async fn a_handle_used_after_its_response_fails_instead_of_losing_writes() {
 /// oldest sessions; other users and the current session are untouched.
 #[tokio::test]
 async fn logins_past_max_sessions_per_principal_revoke_the_oldest() {
-    let store = Arc::new(store_memory::MemoryStore::new());
+    let store = Arc::new(sessionkit_memory::MemoryStore::new());
     let router = Router::new().route(
         "/login/{user}",
         route(
@@ -1338,9 +1343,11 @@ async fn logins_past_max_sessions_per_principal_revoke_the_oldest() {
         ),
     );
     let config = config().max_sessions_per_principal(3).build().unwrap();
-    let base =
-        serve_plain(router.layer(session_tower::SessionLayer::from_arc(store.clone(), config)))
-            .await;
+    let base = serve_plain(router.layer(sessionkit_tower::SessionLayer::from_arc(
+        store.clone(),
+        config,
+    )))
+    .await;
     let mut alice = Vec::new();
     for _ in 0..5 {
         alice.push(get(&format!("{base}/login/alice"), &[]).await.sid());

@@ -10,11 +10,11 @@
 //! JSON, so what you load is always a copy.
 //!
 //! ```
-//! use session_core::{Record, SessionId, Store};
-//! use store_memory::MemoryStore;
+//! use sessionkit_core::{Record, SessionId, Store};
+//! use sessionkit_memory::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), session_core::Error> {
+//! # async fn main() -> Result<(), sessionkit_core::Error> {
 //! let store = MemoryStore::builder().capacity(100_000).build();
 //! let record = Record::new(SessionId::generate());
 //! store.create(&record).await?;
@@ -27,8 +27,8 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
-use session_core::time::{self, Timestamp};
-use session_core::{
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{
     pruner, Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version,
     WriteOutcome, DEFAULT_TTL,
 };
@@ -503,7 +503,7 @@ mod tests {
     async fn a_flood_of_anonymous_sessions_does_not_evict_signed_in_users() -> Result<()> {
         let store = MemoryStore::builder().capacity(3).build();
         let mut alice = record_expiring_in(60_000);
-        let mut meta = session_core::SessionMeta::default();
+        let mut meta = sessionkit_core::SessionMeta::default();
         meta.principal = Some("alice".into());
         alice.set_meta(Some(&meta))?;
         store.create(&alice).await?;
@@ -574,7 +574,7 @@ mod tests {
         let store = MemoryStore::new();
         let mut r = record_expiring_in(600_000);
         store.create(&r).await?;
-        let mut meta = session_core::SessionMeta::default();
+        let mut meta = sessionkit_core::SessionMeta::default();
         for (i, principal) in [None, Some("ann"), Some("ann"), Some("bob"), None]
             .into_iter()
             .enumerate()

@@ -1,11 +1,11 @@
 //! The shared conformance suite against the in-process store.
 
 use async_trait::async_trait;
-use session_conformance::Fixture;
-use session_core::time::{self, Timestamp};
-use session_core::{SessionId, Store};
+use sessionkit_conformance::Fixture;
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{SessionId, Store};
+use sessionkit_memory::MemoryStore;
 use std::sync::Arc;
-use store_memory::MemoryStore;
 
 struct Memory(MemoryStore);
 
@@ -33,4 +33,4 @@ impl Fixture for Memory {
     }
 }
 
-session_conformance::conformance_tests!(async { Memory(MemoryStore::new()) });
+sessionkit_conformance::conformance_tests!(async { Memory(MemoryStore::new()) });

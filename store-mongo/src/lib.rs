@@ -50,12 +50,12 @@
 //! written together by this store.
 //!
 //! ```
-//! use session_core::{Record, SessionId, Store};
-//! use store_mongo::MongoStore;
+//! use sessionkit_core::{Record, SessionId, Store};
+//! use sessionkit_mongo::MongoStore;
 //! use std::time::Duration;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), session_core::Error> {
+//! # async fn main() -> Result<(), sessionkit_core::Error> {
 //! # let url = std::env::var("MONGODB_URL").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
 //! let store = MongoStore::builder(url) // e.g. "mongodb://127.0.0.1:27017/myapp"
 //!     .collection("doctest_sessions")
@@ -81,9 +81,9 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use serde_json::{Map, Value};
-use session_core::encryption::{Codec, Encryption};
-use session_core::time::{self, Timestamp};
-use session_core::{
+use sessionkit_core::encryption::{Codec, Encryption};
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{
     Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
     DEFAULT_TTL,
 };
@@ -270,7 +270,7 @@ impl MongoStoreBuilder {
             options.max_pool_size = Some(n);
         }
         if options.app_name.is_none() {
-            options.app_name = Some("store-mongo".to_owned());
+            options.app_name = Some("sessionkit-mongo".to_owned());
         }
         let database = self
             .database
@@ -295,7 +295,7 @@ impl MongoStoreBuilder {
             .await
             .map_err(|e| match e {
                 Error::Unavailable { source, .. }
-                    if tls && session_core::driver::is_certificate_error(&*source) =>
+                    if tls && sessionkit_core::driver::is_certificate_error(&*source) =>
                 {
                     Error::Config(
                         format!("connecting to MongoDB over TLS (tls=true): the server's certificate was refused: {source}")
@@ -328,11 +328,11 @@ impl MongoStoreBuilder {
         }
     }
 
-    /// Encrypt session data at rest (see [`session_core::encryption`]): the
+    /// Encrypt session data at rest (see [`sessionkit_core::encryption`]): the
     /// `session` field then holds the sealed record, bound to its id. With
-    /// [`Key::connect_mongo_webcrypto`](session_core::encryption::Key::connect_mongo_webcrypto)
+    /// [`Key::connect_mongo_webcrypto`](sessionkit_core::encryption::Key::connect_mongo_webcrypto)
     /// of the same secret and
-    /// [`Format::WebCrypto`](session_core::encryption::Format::WebCrypto),
+    /// [`Format::WebCrypto`](sessionkit_core::encryption::Format::WebCrypto),
     /// it is `base64(iv ‖ ciphertext ‖ tag)`, the format of connect-mongo's
     /// `createWebCryptoAdapter`, and a Node service using that adapter
     /// shares the encrypted sessions (that format is not bound to the id).

@@ -6,10 +6,10 @@ mod common;
 use async_trait::async_trait;
 use common::Namespaced;
 use mongodb::bson::{doc, DateTime};
-use session_conformance::Fixture;
-use session_core::encryption::Codec;
-use session_core::time::{self, Timestamp};
-use session_core::{SessionId, Store};
+use sessionkit_conformance::Fixture;
+use sessionkit_core::encryption::Codec;
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{SessionId, Store};
 use std::sync::Arc;
 
 #[async_trait]
@@ -74,4 +74,4 @@ async fn fixture() -> Namespaced {
     }
 }
 
-session_conformance::conformance_tests!(fixture());
+sessionkit_conformance::conformance_tests!(fixture());

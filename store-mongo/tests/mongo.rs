@@ -11,11 +11,11 @@ use common::{
 };
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, DateTime, Document};
-use session_conformance::net;
-use session_core::time;
-use session_core::{CasOutcome, Error, Record, SessionId, Store, WriteOutcome};
+use sessionkit_conformance::net;
+use sessionkit_core::time;
+use sessionkit_core::{CasOutcome, Error, Record, SessionId, Store, WriteOutcome};
+use sessionkit_mongo::MongoStore;
 use std::time::Duration;
-use store_mongo::MongoStore;
 
 /// Guards against a hang: a call that never returns fails the test instead
 /// of blocking the suite. Not a timing assertion.

@@ -11,10 +11,10 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
-use session_core::time;
-use session_core::{CasOutcome, Record, SessionId, SessionMeta, Store, WriteOutcome};
+use sessionkit_core::time;
+use sessionkit_core::{CasOutcome, Record, SessionId, SessionMeta, Store, WriteOutcome};
+use sessionkit_mongo::MongoStore;
 use std::time::Duration;
-use store_mongo::MongoStore;
 
 fn tagged(principal: Option<&str>) -> Result<Record> {
     let mut r = Record::new(SessionId::generate());

@@ -8,9 +8,9 @@
 mod common;
 
 use anyhow::{ensure, Result};
-use session_core::{Error, Record, SessionId, Store};
+use sessionkit_core::{Error, Record, SessionId, Store};
+use sessionkit_mongo::MongoStore;
 use std::time::Duration;
-use store_mongo::MongoStore;
 
 struct Tls {
     url: String,
@@ -39,7 +39,7 @@ fn with_query(url: &str, query: &str) -> String {
     format!("{base}?{query}")
 }
 
-async fn connect(url: &str) -> session_core::Result<MongoStore> {
+async fn connect(url: &str) -> sessionkit_core::Result<MongoStore> {
     MongoStore::builder(url)
         .database(common::DATABASE)
         .collection(common::unique_collection())

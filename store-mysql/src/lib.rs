@@ -78,12 +78,12 @@
 //! `touch` only ever update a live row (see [`Store::save`]).
 //!
 //! ```
-//! use session_core::{Record, SessionId, Store};
-//! use store_mysql::MySqlStore;
+//! use sessionkit_core::{Record, SessionId, Store};
+//! use sessionkit_mysql::MySqlStore;
 //! use std::time::Duration;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), session_core::Error> {
+//! # async fn main() -> Result<(), sessionkit_core::Error> {
 //! # let url = std::env::var("MYSQL_URL")
 //! #     .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
 //! let store = MySqlStore::builder(url) // e.g. "mysql://app:secret@127.0.0.1/app"
@@ -107,13 +107,13 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
-use session_core::bounded::Bounded;
-use session_core::encryption::{Codec, Encryption};
-use session_core::meta;
-use session_core::pruner::SharedPruner;
-use session_core::time::{self, Timestamp};
-use session_core::url_query;
-use session_core::{
+use sessionkit_core::bounded::Bounded;
+use sessionkit_core::encryption::{Codec, Encryption};
+use sessionkit_core::meta;
+use sessionkit_core::pruner::SharedPruner;
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::url_query;
+use sessionkit_core::{
     Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
     DEFAULT_TTL,
 };
@@ -333,7 +333,7 @@ impl MySqlStoreBuilder {
             .map_err(|e| match (&tls, e) {
                 (Some(option), e)
                     if matches!(e, sqlx::Error::Tls(_) | sqlx::Error::Configuration(_))
-                        || session_core::driver::is_certificate_error(&e) =>
+                        || sessionkit_core::driver::is_certificate_error(&e) =>
                 {
                     Error::Config(format!("connecting to MySQL over TLS ({option}): {e}").into())
                 }
@@ -358,7 +358,7 @@ impl MySqlStoreBuilder {
         self.with_pool(pool).await
     }
 
-    /// Encrypt session data at rest (see [`session_core::encryption`]).
+    /// Encrypt session data at rest (see [`sessionkit_core::encryption`]).
     /// express-mysql-session cannot read encrypted rows.
     pub fn encryption(mut self, encryption: Encryption) -> Self {
         self.codec = Codec::encrypted(encryption);
@@ -1185,7 +1185,7 @@ impl MySqlStore {
     }
 }
 
-session_core::delegate_store!(MySqlStore => ops);
+sessionkit_core::delegate_store!(MySqlStore => ops);
 
 /// The TLS the URL asks for, as the option that asks (`ssl-mode=REQUIRED`),
 /// or `None` for cleartext or `PREFERRED`. A build without TLS refuses a

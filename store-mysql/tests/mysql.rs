@@ -10,16 +10,16 @@ use common::{
     builder, closed_port_url, host_port, silent_server, unique_table, url, via, Namespaced, Proxy,
 };
 use serde_json::json;
-use session_conformance::net;
-use session_core::time::{self, Timestamp};
-use session_core::{
+use sessionkit_conformance::net;
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{
     CasOutcome, Error, Record, SessionId, SessionMeta, Store, Version, WriteOutcome,
 };
+use sessionkit_mysql::{from_expires, to_expires, MySqlStore, PRUNE_BATCH};
 use sqlx::mysql::MySqlPool;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store_mysql::{from_expires, to_expires, MySqlStore, PRUNE_BATCH};
 
 /// Guards against a hang: a call that never returns fails the test instead
 /// of blocking the suite. Not a timing assertion.
@@ -297,7 +297,7 @@ async fn principal_index_is_added_to_a_node_table_and_skips_node_rows() -> Resul
         ensure!(store.principal_sessions("alice").await?.len() == 1);
 
         // A principal the column cannot hold is refused, not truncated.
-        let long = tagged(&"x".repeat(store_mysql::MAX_PRINCIPAL_CHARS + 1))?;
+        let long = tagged(&"x".repeat(sessionkit_mysql::MAX_PRINCIPAL_CHARS + 1))?;
         ensure!(matches!(store.create(&long).await, Err(Error::Encode(_))));
         Ok(())
     }

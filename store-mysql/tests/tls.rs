@@ -7,10 +7,10 @@
 mod common;
 
 use anyhow::{ensure, Result};
-use session_core::{Error, Record, SessionId, Store};
+use sessionkit_core::{Error, Record, SessionId, Store};
+use sessionkit_mysql::MySqlStore;
 use sqlx::Row;
 use std::time::Duration;
-use store_mysql::MySqlStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Tls {
@@ -40,7 +40,7 @@ fn with_query(url: &str, query: &str) -> String {
     format!("{base}?{query}")
 }
 
-async fn connect(url: &str, table: &str) -> session_core::Result<MySqlStore> {
+async fn connect(url: &str, table: &str) -> sessionkit_core::Result<MySqlStore> {
     MySqlStore::builder(url)
         .table(table)
         .prune_interval(None)

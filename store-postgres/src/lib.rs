@@ -56,12 +56,12 @@
 //! `destroy_principal` goes by the column alone.
 //!
 //! ```
-//! use session_core::{Record, SessionId, Store};
-//! use store_postgres::PostgresStore;
+//! use sessionkit_core::{Record, SessionId, Store};
+//! use sessionkit_postgres::PostgresStore;
 //! use std::time::Duration;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), session_core::Error> {
+//! # async fn main() -> Result<(), sessionkit_core::Error> {
 //! # let url = std::env::var("DATABASE_URL")
 //! #     .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
 //! let store = PostgresStore::builder(url) // e.g. "postgres://user@127.0.0.1/app"
@@ -118,13 +118,13 @@
 #![deny(missing_docs)]
 
 use async_trait::async_trait;
-use session_core::bounded::Bounded;
-use session_core::encryption::{Codec, Encryption};
-use session_core::meta;
-use session_core::pruner::SharedPruner;
-use session_core::time::{self, Timestamp};
-use session_core::url_query;
-use session_core::{
+use sessionkit_core::bounded::Bounded;
+use sessionkit_core::encryption::{Codec, Encryption};
+use sessionkit_core::meta;
+use sessionkit_core::pruner::SharedPruner;
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::url_query;
+use sessionkit_core::{
     Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
     DEFAULT_TTL,
 };
@@ -293,7 +293,7 @@ impl PostgresStoreBuilder {
         Ok((qualified, schema))
     }
 
-    /// Encrypt session data at rest (see [`session_core::encryption`]).
+    /// Encrypt session data at rest (see [`sessionkit_core::encryption`]).
     /// The `sess` column then holds a JSON string; connect-pg-simple cannot
     /// read encrypted rows.
     pub fn encryption(mut self, encryption: Encryption) -> Self {
@@ -326,7 +326,7 @@ impl PostgresStoreBuilder {
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}").into()))?;
         let lock_timeout = format!("{}ms", self.operation_timeout.as_millis().max(1));
         let options = options
-            .application_name("store-postgres")
+            .application_name("sessionkit-postgres")
             .options([("lock_timeout", lock_timeout.as_str())]);
         // One direct connection first: its error says what is wrong
         // ("connection refused"), where the pool would only say it timed out.
@@ -336,7 +336,7 @@ impl PostgresStoreBuilder {
             .map_err(|e| match (&tls, e) {
                 (Some(option), e)
                     if matches!(e, sqlx::Error::Tls(_) | sqlx::Error::Configuration(_))
-                        || session_core::driver::is_certificate_error(&e) =>
+                        || sessionkit_core::driver::is_certificate_error(&e) =>
                 {
                     Error::Config(
                         format!("connecting to PostgreSQL over TLS ({option}): {e}").into(),
@@ -1154,7 +1154,7 @@ impl PostgresStore {
     }
 }
 
-session_core::delegate_store!(PostgresStore => ops);
+sessionkit_core::delegate_store!(PostgresStore => ops);
 
 /// The TLS the URL asks for, as the option that asks (`sslmode=require`),
 /// or `None` for cleartext or `prefer`. A build without TLS refuses a URL

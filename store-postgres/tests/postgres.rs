@@ -8,15 +8,15 @@ use anyhow::{ensure, Context, Result};
 use common::{
     builder, closed_port_url, host_port, silent_server, unique_schema, url, via, Namespaced, Proxy,
 };
-use session_conformance::net;
-use session_core::time::{self, Timestamp};
-use session_core::{Error, Record, SessionId, SessionMeta, Store, WriteOutcome};
+use sessionkit_conformance::net;
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{Error, Record, SessionId, SessionMeta, Store, WriteOutcome};
+use sessionkit_postgres::PostgresStore;
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{Connection, Executor};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store_postgres::PostgresStore;
 
 /// Guards against a hang: a call that never returns fails the test instead
 /// of blocking the suite. Not a timing assertion.

@@ -7,10 +7,10 @@
 mod common;
 
 use anyhow::{ensure, Result};
-use session_core::{Error, Record, SessionId, Store};
+use sessionkit_core::{Error, Record, SessionId, Store};
+use sessionkit_postgres::PostgresStore;
 use sqlx::Row;
 use std::time::Duration;
-use store_postgres::PostgresStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Tls {
@@ -40,7 +40,7 @@ fn with_query(url: &str, query: &str) -> String {
     format!("{base}?{query}")
 }
 
-async fn connect(url: &str) -> session_core::Result<PostgresStore> {
+async fn connect(url: &str) -> sessionkit_core::Result<PostgresStore> {
     PostgresStore::builder(url)
         .schema(common::unique_schema())
         .prune_interval(None)

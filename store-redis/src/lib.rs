@@ -31,12 +31,12 @@
 //! transient [`Error::Unavailable`], never a hang.
 //!
 //! ```
-//! use session_core::{Record, SessionId, Store};
-//! use store_redis::RedisStore;
+//! use sessionkit_core::{Record, SessionId, Store};
+//! use sessionkit_redis::RedisStore;
 //! use std::time::Duration;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), session_core::Error> {
+//! # async fn main() -> Result<(), sessionkit_core::Error> {
 //! # let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
 //! let store = RedisStore::builder(url) // e.g. "redis://127.0.0.1:6379"
 //!     .prefix("myapp:sess:")
@@ -138,9 +138,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{ErrorKind, RedisConnectionInfo, RedisError, Value};
-use session_core::encryption::{Codec, Encryption};
-use session_core::time::{self, Timestamp};
-use session_core::{
+use sessionkit_core::encryption::{Codec, Encryption};
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{
     Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version, WriteOutcome,
     DEFAULT_TTL,
 };
@@ -530,7 +530,7 @@ impl RedisStoreBuilder {
         }
     }
 
-    /// Encrypt session data at rest (see [`session_core::encryption`]).
+    /// Encrypt session data at rest (see [`sessionkit_core::encryption`]).
     /// connect-redis cannot read encrypted values.
     pub fn encryption(mut self, encryption: Encryption) -> Self {
         self.codec = Codec::encrypted(encryption);
@@ -564,7 +564,7 @@ impl fmt::Debug for RedisStore {
 /// configuration error naming the option (retrying will not help); the
 /// rest as [`classify`].
 fn connect_error(tls: bool, context: &'static str, e: RedisError) -> Error {
-    if tls && session_core::driver::is_certificate_error(&e) {
+    if tls && sessionkit_core::driver::is_certificate_error(&e) {
         Error::Config(
             format!("{context} over TLS (rediss://): the server's certificate was refused: {e}")
                 .into(),

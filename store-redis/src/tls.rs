@@ -1,7 +1,7 @@
 //! TLS beyond the `rediss://` scheme: a CA of your own, or (by explicit
 //! opt-in only) no verification at all.
 
-use session_core::{Error, Result};
+use sessionkit_core::{Error, Result};
 use std::path::PathBuf;
 
 /// Where the trusted CA certificates come from.

@@ -15,7 +15,7 @@ mod principal_index;
 mod suite;
 
 use anyhow::{ensure, Result};
-use session_core::{Record, SessionId, Store};
+use sessionkit_core::{Record, SessionId, Store};
 
 /// `ids`/`count`/`clear` see the keys of every master, not one node's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

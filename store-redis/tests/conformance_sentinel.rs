@@ -16,7 +16,7 @@ mod suite;
 mod common;
 
 use anyhow::{bail, Result};
-use session_core::{Error, Record, SessionId, Store};
+use sessionkit_core::{Error, Record, SessionId, Store};
 
 /// A dropped master connection is replaced through the Sentinels by the
 /// next command, without a new store (the same path a failover takes).

@@ -10,11 +10,11 @@ mod common;
 
 use anyhow::{ensure, Context, Result};
 use common::{builder, unique_prefix, url, Namespaced};
-use session_core::encryption::{Encryption, Key};
-use session_core::time;
-use session_core::{Error, Record, SessionId, SessionMeta, Store, WriteOutcome};
+use sessionkit_core::encryption::{Encryption, Key};
+use sessionkit_core::time;
+use sessionkit_core::{Error, Record, SessionId, SessionMeta, Store, WriteOutcome};
+use sessionkit_redis::RedisStore;
 use std::time::Duration;
-use store_redis::RedisStore;
 
 fn tagged(principal: Option<&str>, hours: u64) -> Result<Record> {
     let mut r = Record::new(SessionId::generate());
@@ -190,7 +190,7 @@ async fn encrypted_sessions_are_indexed() -> Result<()> {
     let store = ns
         .store
         .clone()
-        .with_codec(session_core::encryption::Codec::encrypted(encryption));
+        .with_codec(sessionkit_core::encryption::Codec::encrypted(encryption));
     let r = tagged(Some("alice"), 1)?;
     store.create(&r).await?;
     let mut conn = store.connection();

@@ -7,11 +7,11 @@ use anyhow::{ensure, Context, Result};
 use common::{
     closed_port_url, host_port, silent_server, unique_prefix, url, via, Namespaced, Proxy,
 };
-use session_conformance::net;
-use session_core::time;
-use session_core::{Error, Record, SessionId, Store, WriteOutcome};
+use sessionkit_conformance::net;
+use sessionkit_core::time;
+use sessionkit_core::{Error, Record, SessionId, Store, WriteOutcome};
+use sessionkit_redis::RedisStore;
 use std::time::Duration;
-use store_redis::RedisStore;
 
 /// Guards against a hang: a store call that never returns fails the test
 /// instead of blocking the suite. Not a timing assertion.
@@ -279,7 +279,7 @@ async fn a_server_that_stops_answering_is_unavailable_within_the_operation_timeo
         .connect()
         .await?;
     let mut r = Record::new(SessionId::generate());
-    let mut meta = session_core::SessionMeta::default();
+    let mut meta = sessionkit_core::SessionMeta::default();
     meta.principal = Some("alice".to_owned());
     r.set_meta(Some(&meta))?;
     store.create(&r).await?;

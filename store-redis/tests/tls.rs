@@ -8,9 +8,9 @@
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use session_core::{Error, Record, SessionId, Store};
+use sessionkit_core::{Error, Record, SessionId, Store};
+use sessionkit_redis::{RedisStore, RedisStoreBuilder};
 use std::time::Duration;
-use store_redis::{RedisStore, RedisStoreBuilder};
 
 struct Tls {
     url: String,

@@ -28,11 +28,11 @@
 //! `destroy_principal` goes by the column alone.
 //!
 //! ```
-//! use session_core::{Record, SessionId, Store};
-//! use store_sqlite::SqliteStore;
+//! use sessionkit_core::{Record, SessionId, Store};
+//! use sessionkit_sqlite::SqliteStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), session_core::Error> {
+//! # async fn main() -> Result<(), sessionkit_core::Error> {
 //! let store = SqliteStore::builder("sqlite::memory:").create_schema(true).connect().await?;
 //! let record = Record::new(SessionId::generate());
 //! store.create(&record).await?;
@@ -46,10 +46,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use session_core::encryption::{Codec, Encryption};
-use session_core::meta;
-use session_core::time::{self, Timestamp};
-use session_core::{
+use sessionkit_core::encryption::{Codec, Encryption};
+use sessionkit_core::meta;
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{
     pruner, Capabilities, CasOutcome, Error, Record, Result, SessionId, Store, Version,
     WriteOutcome, DEFAULT_TTL,
 };
@@ -156,7 +156,7 @@ impl SqliteStoreBuilder {
         self
     }
 
-    /// Encrypt session data at rest (see [`session_core::encryption`]).
+    /// Encrypt session data at rest (see [`sessionkit_core::encryption`]).
     /// Node's store cannot read encrypted rows.
     pub fn encryption(mut self, encryption: Encryption) -> Self {
         self.codec = Codec::encrypted(encryption);

@@ -2,12 +2,12 @@
 //! with the per-user index on so its cases run.
 
 use async_trait::async_trait;
-use session_conformance::Fixture;
-use session_core::encryption::Codec;
-use session_core::time::{self, Timestamp};
-use session_core::{SessionId, Store};
+use sessionkit_conformance::Fixture;
+use sessionkit_core::encryption::Codec;
+use sessionkit_core::time::{self, Timestamp};
+use sessionkit_core::{SessionId, Store};
+use sessionkit_sqlite::{format_date, parse_date, SqliteStore};
 use std::sync::Arc;
-use store_sqlite::{format_date, parse_date, SqliteStore};
 
 struct Sqlite {
     store: SqliteStore,
@@ -81,4 +81,4 @@ impl Fixture for Sqlite {
     }
 }
 
-session_conformance::conformance_tests!(fixture());
+sessionkit_conformance::conformance_tests!(fixture());

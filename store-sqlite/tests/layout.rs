@@ -2,10 +2,10 @@
 //! prune task, the in-memory database and the opt-in per-user index.
 
 use anyhow::Context;
-use session_core::time;
-use session_core::{Error, Record, SessionId, SessionMeta, Store, WriteOutcome};
+use sessionkit_core::time;
+use sessionkit_core::{Error, Record, SessionId, SessionMeta, Store, WriteOutcome};
+use sessionkit_sqlite::{format_date, parse_date, SqliteStore};
 use std::time::Duration;
-use store_sqlite::{format_date, parse_date, SqliteStore};
 
 async fn open(dir: &tempfile::TempDir, table: &str) -> anyhow::Result<SqliteStore> {
     Ok(
@@ -80,7 +80,7 @@ async fn bad_table_name_is_a_config_error() {
         .connect()
         .await
         .expect_err("refused");
-    assert!(matches!(err, session_core::Error::Config(_)), "{err:?}");
+    assert!(matches!(err, sessionkit_core::Error::Config(_)), "{err:?}");
 }
 
 #[tokio::test]
@@ -134,7 +134,7 @@ async fn unopenable_path_is_a_clear_error() {
 async fn delete_expired_works_across_batches() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = open(&dir, "Sessions").await?;
-    let n = store_sqlite::PRUNE_BATCH * 2 + 7;
+    let n = sessionkit_sqlite::PRUNE_BATCH * 2 + 7;
     sqlx::query(
         r#"WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?)
 INSERT INTO "Sessions" SELECT 'expired' || i, '2000-01-01 00:00:00.000 +00:00', '{}',

@@ -6,7 +6,9 @@
 //!   MariaDB and MongoDB in containers (see `containers.rs`); without
 //!   `--backend`, only those four.
 //! - `ci`: formatting, clippy, the conformance suite on every backend (all
-//!   required), again on the four in containers, then every other test, the browser, interop and fault
+//!   required), again on the four in containers, then every other test
+//!   (and the custom store example's suite), rustdoc with warnings denied,
+//!   `cargo package` of every published crate, the browser, interop and fault
 //!   tests, and `bench --quick` as a smoke test of the benchmark harness.
 //! - `interop [--backend NAME]...`: runs the Node express-session app and
 //!   the Rust app against the same store and checks they share sessions
@@ -118,10 +120,10 @@ impl Backend {
 
     fn package(self) -> String {
         match self {
-            Backend::RedisCluster | Backend::RedisSentinel => "store-redis".to_owned(),
+            Backend::RedisCluster | Backend::RedisSentinel => "sessionkit-redis".to_owned(),
             _ => match self.without_tls() {
                 Some(plain) => plain.package(),
-                None => format!("store-{}", self.name()),
+                None => format!("sessionkit-{}", self.name()),
             },
         }
     }
@@ -457,6 +459,20 @@ fn browser(backends: &[Backend], servers: &mut Servers) -> Result<()> {
     Ok(())
 }
 
+/// The published crates, packaged (and built from their packages) by `ci`.
+const PUBLISHED: [&str; 10] = [
+    "sessionkit-core",
+    "sessionkit-conformance",
+    "sessionkit-tower",
+    "sessionkit-stores",
+    "sessionkit-memory",
+    "sessionkit-sqlite",
+    "sessionkit-redis",
+    "sessionkit-postgres",
+    "sessionkit-mongo",
+    "sessionkit-mysql",
+];
+
 fn ci() -> Result<()> {
     let start = Instant::now();
     machine::prepare()?;
@@ -500,6 +516,24 @@ fn ci() -> Result<()> {
     run(
         "tests (conformance cases excluded: they ran above)",
         &mut tests,
+    )?;
+    // The worked example of a third-party store: the whole suite (the
+    // step above skipped conformance cases by name).
+    run(
+        "the custom store example's conformance suite",
+        Command::new(cargo()).args(["test", "-p", "custom-store-example"]),
+    )?;
+    run(
+        "rustdoc (warnings denied)",
+        Command::new(cargo())
+            .args(["doc", "--workspace", "--all-features", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    run(
+        "cargo package (every published crate, built from its package)",
+        Command::new(cargo())
+            .args(["package", "--allow-dirty"])
+            .args(PUBLISHED.iter().flat_map(|p| ["-p", p])),
     )?;
     browser(&Backend::DEPLOYMENTS, &mut servers)?;
     eprintln!("xtask: == interop with Node's express-session");
@@ -548,6 +582,55 @@ mod tests {
         // mysql://root@…/test: root without a password, database `test`.
         assert!(compose.contains("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD"));
         assert!(compose.contains("MARIADB_DATABASE: test"));
+    }
+
+    /// Every crate without `publish = false` is in `PUBLISHED`, and the
+    /// other way round.
+    #[test]
+    fn published_crates_are_the_packaged_ones() {
+        let root = workspace_root().unwrap();
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let members: Vec<&str> = manifest
+            .split("members = [")
+            .nth(1)
+            .unwrap()
+            .split(']')
+            .next()
+            .unwrap()
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        let mut published = Vec::new();
+        for m in members {
+            let toml = std::fs::read_to_string(root.join(m).join("Cargo.toml")).unwrap();
+            if !toml.contains("publish = false") {
+                let name = toml
+                    .split("name = \"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                published.push(name.to_owned());
+                assert!(
+                    root.join(m).join("README.md").is_file(),
+                    "{m}: no README.md"
+                );
+                assert!(
+                    root.join(m).join("LICENSE-MIT").is_file(),
+                    "{m}: no LICENSE-MIT"
+                );
+                assert!(
+                    root.join(m).join("LICENSE-APACHE").is_file(),
+                    "{m}: no LICENSE-APACHE"
+                );
+            }
+        }
+        published.sort();
+        let mut expected: Vec<String> = PUBLISHED.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(published, expected);
     }
 
     #[test]

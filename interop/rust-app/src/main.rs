@@ -28,8 +28,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use session_core::{SessionId, Store, WriteOutcome};
-use session_tower::{
+use sessionkit_core::{SessionId, Store, WriteOutcome};
+use sessionkit_tower::{
     SameSitePolicy, SecurePolicy, Session, SessionConfig, SessionError, SessionLayer,
 };
 use std::collections::HashMap;
@@ -51,7 +51,7 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
         #[cfg(feature = "redis")]
         "redis" => {
             let url = env("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-            Arc::new(store_redis::RedisStore::connect(url).await?)
+            Arc::new(sessionkit_redis::RedisStore::connect(url).await?)
         }
         #[cfg(feature = "postgres")]
         "postgres" => {
@@ -61,7 +61,7 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
             // database's default TimeZone): `expire` is a wall-clock time.
             let zone = env("PG_TIME_ZONE").unwrap_or_else(|| "UTC".into());
             Arc::new(
-                store_postgres::PostgresStore::builder(url)
+                sessionkit_postgres::PostgresStore::builder(url)
                     .time_zone(zone)
                     .create_schema(true)
                     .connect()
@@ -77,13 +77,13 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
             let create_indexes = env("MONGODB_CREATE_INDEXES").as_deref() != Some("false");
             // `false`: sessions as documents (connect-mongo's stringify: false).
             let stringify = env("MONGO_STRINGIFY").as_deref() != Some("false");
-            let mut builder = store_mongo::MongoStore::builder(url)
+            let mut builder = sessionkit_mongo::MongoStore::builder(url)
                 .database(db)
                 .create_indexes(create_indexes)
                 .stringify(stringify);
             // The key connect-mongo's createWebCryptoAdapter({ secret }) derives.
             if let Some(secret) = env("MONGO_CRYPTO_SECRET") {
-                use session_core::encryption::{Encryption, Format, Key};
+                use sessionkit_core::encryption::{Encryption, Format, Key};
                 // Node reads connect-mongo's own format only (no id binding).
                 builder = builder.encryption(
                     Encryption::new([Key::connect_mongo_webcrypto(&secret)?])?
@@ -97,7 +97,7 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
             let url = env("MYSQL_URL").unwrap_or_else(|| "mysql://root@127.0.0.1:3306/test".into());
             let table = env("MYSQL_TABLE").unwrap_or_else(|| "sessions".into());
             Arc::new(
-                store_mysql::MySqlStore::builder(url)
+                sessionkit_mysql::MySqlStore::builder(url)
                     .table(table)
                     .create_schema(true)
                     .connect()
@@ -108,7 +108,7 @@ async fn make_store(kind: &str) -> Result<Arc<dyn Store>> {
         "sqlite" => {
             let path = required("SQLITE_PATH")?;
             Arc::new(
-                store_sqlite::SqliteStore::builder(path)
+                sessionkit_sqlite::SqliteStore::builder(path)
                     .create_schema(true)
                     .connect()
                     .await?,

@@ -4,12 +4,12 @@
 
 use async_trait::async_trait;
 use axum::Router;
-use session_core::time::Timestamp;
-use session_core::{Error, Record, Result, Secret, SessionId, Signer, Store, WriteOutcome};
-use session_tower::{SessionConfig, SessionConfigBuilder, SessionLayer};
+use sessionkit_core::time::Timestamp;
+use sessionkit_core::{Error, Record, Result, Secret, SessionId, Signer, Store, WriteOutcome};
+use sessionkit_memory::MemoryStore;
+use sessionkit_tower::{SessionConfig, SessionConfigBuilder, SessionLayer};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use store_memory::MemoryStore;
 
 pub const SECRET: &str = "test secret number one, thirty-two bytes or more";
 pub const OLD_SECRET: &str = "test secret number zero, also long enough to use";
@@ -150,7 +150,7 @@ impl Store for Counting {
 /// (increments `n`): the routes most middleware tests start from.
 pub fn base_routes() -> Router {
     use axum::routing::get;
-    use session_tower::{Session, SessionError};
+    use sessionkit_tower::{Session, SessionError};
     Router::new()
         .route("/none", get(|| async { "ok" }))
         .route(

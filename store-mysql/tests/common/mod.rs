@@ -3,10 +3,10 @@
 //! down or never answer.
 #![allow(dead_code)]
 
-use session_core::SessionId;
+use sessionkit_core::SessionId;
+use sessionkit_mysql::{MySqlStore, MySqlStoreBuilder};
 use std::net::TcpListener;
 use std::time::Duration;
-use store_mysql::{MySqlStore, MySqlStoreBuilder};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// `MYSQL_URL`, or the local default.
@@ -78,17 +78,17 @@ impl Drop for Namespaced {
 
 // Each test binary uses a subset of this module (hence also `dead_code` above).
 #[allow(unused_imports)]
-pub use session_conformance::net::{host_port, via, Proxy};
+pub use sessionkit_conformance::net::{host_port, via, Proxy};
 
 /// A URL where nothing listens (a server that is down).
 pub fn closed_port_url() -> anyhow::Result<String> {
-    let port = session_conformance::net::closed_port()?;
+    let port = sessionkit_conformance::net::closed_port()?;
     Ok(format!("mysql://root@127.0.0.1:{port}/test"))
 }
 
 /// A listener that accepts connections and never answers (a hung server),
 /// and its URL. Keep it alive for as long as the test needs it.
 pub fn silent_server() -> anyhow::Result<(TcpListener, String)> {
-    let (listener, port) = session_conformance::net::silent_listener()?;
+    let (listener, port) = sessionkit_conformance::net::silent_listener()?;
     Ok((listener, format!("mysql://root@127.0.0.1:{port}/test")))
 }

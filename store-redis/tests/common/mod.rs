@@ -3,10 +3,10 @@
 //! are down or never answer.
 #![allow(dead_code)]
 
-use session_core::SessionId;
+use sessionkit_core::SessionId;
+use sessionkit_redis::{RedisStore, RedisStoreBuilder};
 use std::net::TcpListener;
 use std::time::Duration;
-use store_redis::{RedisStore, RedisStoreBuilder};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// The server of this test binary, by its target name (so
@@ -92,7 +92,7 @@ impl Drop for Namespaced {
             if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
                 let store = self.store.clone();
                 tokio::task::block_in_place(|| {
-                    let _ = handle.block_on(session_core::Store::clear(&store));
+                    let _ = handle.block_on(sessionkit_core::Store::clear(&store));
                 });
             }
         }
@@ -101,17 +101,17 @@ impl Drop for Namespaced {
 
 // Each test binary uses a subset of this module (hence also `dead_code` above).
 #[allow(unused_imports)]
-pub use session_conformance::net::{host_port, via, Proxy};
+pub use sessionkit_conformance::net::{host_port, via, Proxy};
 
 /// A URL where nothing listens (a server that is down).
 pub fn closed_port_url() -> anyhow::Result<String> {
-    let port = session_conformance::net::closed_port()?;
+    let port = sessionkit_conformance::net::closed_port()?;
     Ok(format!("redis://127.0.0.1:{port}"))
 }
 
 /// A listener that accepts connections and never answers (a hung server),
 /// and its URL. Keep it alive for as long as the test needs it.
 pub fn silent_server() -> anyhow::Result<(TcpListener, String)> {
-    let (listener, port) = session_conformance::net::silent_listener()?;
+    let (listener, port) = sessionkit_conformance::net::silent_listener()?;
     Ok((listener, format!("redis://127.0.0.1:{port}")))
 }
