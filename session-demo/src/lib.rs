@@ -27,7 +27,6 @@
 //! | `TRUST_PROXY` | trust `X-Forwarded-Proto` (`true`/`false`) | unset |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod active;
 mod pages;

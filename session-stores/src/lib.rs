@@ -89,7 +89,6 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sessionkit_core::encryption::{Encryption, Key};
 use sessionkit_core::{Error, HashedIds, Result, Store};

@@ -2,6 +2,7 @@
 //! updates, the create/save split against undone logouts, and no session
 //! flood from cookieless requests. Interleavings are forced with barriers
 //! and notifications, never with sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 mod support;
 

@@ -104,7 +104,6 @@
 //! [express-mysql-session]: https://github.com/chill117/express-mysql-session
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
 use sessionkit_core::bounded::Bounded;

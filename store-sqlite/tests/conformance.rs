@@ -1,5 +1,6 @@
 //! The shared conformance suite against SQLite, one database file per case,
 //! with the per-user index on so its cases run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 use async_trait::async_trait;
 use sessionkit_conformance::Fixture;

@@ -5,7 +5,6 @@
 //! whole conformance suite (`tests/conformance.rs`): the optional cases
 //! (listing, compare-and-set, per-user index) pass without running when a
 //! store does not claim them in its capabilities.
-#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
 use sessionkit_core::time::{self, Timestamp};
