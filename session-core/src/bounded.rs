@@ -87,6 +87,10 @@ impl<S: Store> Store for Bounded<S> {
         self.run("destroying a session", self.inner.destroy(id))
             .await
     }
+    fn default_ttl(&self) -> Duration {
+        self.inner.default_ttl()
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

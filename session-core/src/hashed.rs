@@ -89,6 +89,10 @@ impl<S: Store> Store for HashedIds<S> {
         self.inner.destroy(&Self::key(id)).await
     }
 
+    fn default_ttl(&self) -> std::time::Duration {
+        self.inner.default_ttl()
+    }
+
     fn capabilities(&self) -> Capabilities {
         let mut caps = self.inner.capabilities();
         caps.ids = false;

@@ -159,6 +159,14 @@ pub trait Store: Send + Sync {
         Capabilities::NONE
     }
 
+    /// How long a record lives when its cookie has no expiry (a browser-
+    /// session cookie): the store's configured TTL, [`DEFAULT_TTL`] (one
+    /// day, connect-redis's) unless configured. The middleware reads it
+    /// here, so nothing has to be kept equal to it by hand.
+    fn default_ttl(&self) -> Duration {
+        DEFAULT_TTL
+    }
+
     /// Ids of the live records. Optional: [`Error::Unsupported`] by default.
     async fn ids(&self) -> Result<Vec<SessionId>> {
         Err(Error::Unsupported("ids"))
@@ -243,70 +251,6 @@ pub trait Store: Send + Sync {
     }
 }
 
-macro_rules! forward {
-    ($ty:ty) => {
-        #[async_trait]
-        impl<S: Store + ?Sized> Store for $ty {
-            async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-                (**self).load(id).await
-            }
-            async fn create(&self, record: &Record) -> Result<()> {
-                (**self).create(record).await
-            }
-            async fn save(&self, record: &Record) -> Result<WriteOutcome> {
-                (**self).save(record).await
-            }
-            async fn touch(
-                &self,
-                id: &SessionId,
-                expires: Option<Timestamp>,
-            ) -> Result<WriteOutcome> {
-                (**self).touch(id, expires).await
-            }
-            async fn destroy(&self, id: &SessionId) -> Result<()> {
-                (**self).destroy(id).await
-            }
-            fn capabilities(&self) -> Capabilities {
-                (**self).capabilities()
-            }
-            async fn ids(&self) -> Result<Vec<SessionId>> {
-                (**self).ids().await
-            }
-            async fn count(&self) -> Result<u64> {
-                (**self).count().await
-            }
-            async fn clear(&self) -> Result<()> {
-                (**self).clear().await
-            }
-            async fn delete_expired(&self) -> Result<u64> {
-                (**self).delete_expired().await
-            }
-            async fn load_versioned(&self, id: &SessionId) -> Result<Option<(Record, Version)>> {
-                (**self).load_versioned(id).await
-            }
-            async fn save_if(&self, record: &Record, expected: &Version) -> Result<CasOutcome> {
-                (**self).save_if(record, expected).await
-            }
-            async fn principal_sessions(&self, principal: &str) -> Result<Vec<Record>> {
-                (**self).principal_sessions(principal).await
-            }
-            async fn destroy_principal(
-                &self,
-                principal: &str,
-                keep: Option<&SessionId>,
-            ) -> Result<u64> {
-                (**self).destroy_principal(principal, keep).await
-            }
-            fn listed_id(&self, id: &SessionId) -> SessionId {
-                (**self).listed_id(id)
-            }
-            async fn destroy_listed(&self, listed: &SessionId) -> Result<()> {
-                (**self).destroy_listed(listed).await
-            }
-        }
-    };
-}
-
 /// Implements [`Store`] for a type by forwarding every method, optional
 /// ones included, to one of its fields (a store, or an `Arc` of one): for
 /// a public store type that wraps a shared inner store next to handles of
@@ -327,83 +271,91 @@ macro_rules! forward {
 #[macro_export]
 macro_rules! delegate_store {
     ($ty:ty => $field:ident) => {
+        $crate::delegate_store!(@impl [] $ty, |self| &self.$field);
+    };
+    // The one forwarding impl (also behind `Arc<S>` and `Box<S>`): `$this`
+    // is the receiver, `$target` the store every method is forwarded to.
+    (@impl [$($gen:tt)*] $ty:ty, |$this:ident| $target:expr) => {
         #[$crate::__private::async_trait]
-        impl $crate::Store for $ty {
+        impl<$($gen)*> $crate::Store for $ty {
             async fn load(
-                &self,
+                &$this,
                 id: &$crate::SessionId,
             ) -> $crate::Result<::core::option::Option<$crate::Record>> {
-                $crate::Store::load(&self.$field, id).await
+                $crate::Store::load($target, id).await
             }
-            async fn create(&self, record: &$crate::Record) -> $crate::Result<()> {
-                $crate::Store::create(&self.$field, record).await
+            async fn create(&$this, record: &$crate::Record) -> $crate::Result<()> {
+                $crate::Store::create($target, record).await
             }
-            async fn save(&self, record: &$crate::Record) -> $crate::Result<$crate::WriteOutcome> {
-                $crate::Store::save(&self.$field, record).await
+            async fn save(&$this, record: &$crate::Record) -> $crate::Result<$crate::WriteOutcome> {
+                $crate::Store::save($target, record).await
             }
             async fn touch(
-                &self,
+                &$this,
                 id: &$crate::SessionId,
                 expires: ::core::option::Option<$crate::time::Timestamp>,
             ) -> $crate::Result<$crate::WriteOutcome> {
-                $crate::Store::touch(&self.$field, id, expires).await
+                $crate::Store::touch($target, id, expires).await
             }
-            async fn destroy(&self, id: &$crate::SessionId) -> $crate::Result<()> {
-                $crate::Store::destroy(&self.$field, id).await
+            async fn destroy(&$this, id: &$crate::SessionId) -> $crate::Result<()> {
+                $crate::Store::destroy($target, id).await
             }
-            fn capabilities(&self) -> $crate::Capabilities {
-                $crate::Store::capabilities(&self.$field)
+            fn capabilities(&$this) -> $crate::Capabilities {
+                $crate::Store::capabilities($target)
             }
-            async fn ids(&self) -> $crate::Result<::std::vec::Vec<$crate::SessionId>> {
-                $crate::Store::ids(&self.$field).await
+            fn default_ttl(&$this) -> ::std::time::Duration {
+                $crate::Store::default_ttl($target)
             }
-            async fn count(&self) -> $crate::Result<u64> {
-                $crate::Store::count(&self.$field).await
+            async fn ids(&$this) -> $crate::Result<::std::vec::Vec<$crate::SessionId>> {
+                $crate::Store::ids($target).await
             }
-            async fn clear(&self) -> $crate::Result<()> {
-                $crate::Store::clear(&self.$field).await
+            async fn count(&$this) -> $crate::Result<u64> {
+                $crate::Store::count($target).await
             }
-            async fn delete_expired(&self) -> $crate::Result<u64> {
-                $crate::Store::delete_expired(&self.$field).await
+            async fn clear(&$this) -> $crate::Result<()> {
+                $crate::Store::clear($target).await
+            }
+            async fn delete_expired(&$this) -> $crate::Result<u64> {
+                $crate::Store::delete_expired($target).await
             }
             async fn load_versioned(
-                &self,
+                &$this,
                 id: &$crate::SessionId,
             ) -> $crate::Result<::core::option::Option<($crate::Record, $crate::Version)>> {
-                $crate::Store::load_versioned(&self.$field, id).await
+                $crate::Store::load_versioned($target, id).await
             }
             async fn save_if(
-                &self,
+                &$this,
                 record: &$crate::Record,
                 expected: &$crate::Version,
             ) -> $crate::Result<$crate::CasOutcome> {
-                $crate::Store::save_if(&self.$field, record, expected).await
+                $crate::Store::save_if($target, record, expected).await
             }
             async fn principal_sessions(
-                &self,
+                &$this,
                 principal: &str,
             ) -> $crate::Result<::std::vec::Vec<$crate::Record>> {
-                $crate::Store::principal_sessions(&self.$field, principal).await
+                $crate::Store::principal_sessions($target, principal).await
             }
             async fn destroy_principal(
-                &self,
+                &$this,
                 principal: &str,
                 keep: ::core::option::Option<&$crate::SessionId>,
             ) -> $crate::Result<u64> {
-                $crate::Store::destroy_principal(&self.$field, principal, keep).await
+                $crate::Store::destroy_principal($target, principal, keep).await
             }
-            fn listed_id(&self, id: &$crate::SessionId) -> $crate::SessionId {
-                $crate::Store::listed_id(&self.$field, id)
+            fn listed_id(&$this, id: &$crate::SessionId) -> $crate::SessionId {
+                $crate::Store::listed_id($target, id)
             }
-            async fn destroy_listed(&self, listed: &$crate::SessionId) -> $crate::Result<()> {
-                $crate::Store::destroy_listed(&self.$field, listed).await
+            async fn destroy_listed(&$this, listed: &$crate::SessionId) -> $crate::Result<()> {
+                $crate::Store::destroy_listed($target, listed).await
             }
         }
     };
 }
 
-forward!(Arc<S>);
-forward!(Box<S>);
+delegate_store!(@impl [S: Store + ?Sized] Arc<S>, |self| &**self);
+delegate_store!(@impl [S: Store + ?Sized] Box<S>, |self| &**self);
 
 #[cfg(test)]
 mod tests {

@@ -27,6 +27,13 @@ async fn memory_and_sqlite_urls_give_working_stores() -> anyhow::Result<()> {
         let r = Record::new(SessionId::generate());
         store.create(&r).await?;
         assert!(store.load(&r.id).await?.is_some(), "{url}");
+        // The store owns its TTL; the middleware reads it from there.
+        let ttl = if url.contains("ttl=60") { 60 } else { 86_400 };
+        assert_eq!(
+            store.default_ttl(),
+            std::time::Duration::from_secs(ttl),
+            "{url}"
+        );
     }
     Ok(())
 }

@@ -6,9 +6,7 @@ use crate::events::{EventHook, SessionEvent};
 use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use http::{HeaderName, StatusCode};
 use sessionkit_core::time::{self, Timestamp};
-use sessionkit_core::{
-    CookieMeta, Error, Priority, SameSite, Secret, SessionId, Signer, DEFAULT_TTL,
-};
+use sessionkit_core::{CookieMeta, Error, Priority, SameSite, Secret, SessionId, Signer};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -293,7 +291,6 @@ pub struct SessionConfig {
     pub(crate) cookie_fn: Option<CookieFn>,
     /// A closure needs the request ([`RequestHead`]).
     pub(crate) per_request: bool,
-    pub(crate) store_default_ttl: Duration,
     pub(crate) touch_after: Option<Duration>,
     pub(crate) error_status: StatusCode,
     pub(crate) max_session_size: Option<usize>,
@@ -337,7 +334,6 @@ impl fmt::Debug for SessionConfig {
             .field("reject_cross_site", &self.reject_cross_site)
             .field("unset", &self.unset)
             .field("proxy", &self.proxy)
-            .field("store_default_ttl", &self.store_default_ttl)
             .field("touch_after", &self.touch_after)
             .field("error_status", &self.error_status)
             .field("max_session_size", &self.max_session_size)
@@ -352,6 +348,13 @@ impl fmt::Debug for SessionConfig {
 }
 
 impl SessionConfig {
+    /// Whether `touch_after` could let a browser-session cookie's record
+    /// expire in a store whose default TTL is `store_ttl` before it is
+    /// touched again.
+    pub(crate) fn touch_after_outlives(&self, store_ttl: Duration) -> bool {
+        matches!(self.expiry, Expiry::Browser) && self.touch_after.is_some_and(|t| t >= store_ttl)
+    }
+
     /// Starts a configuration with the defaults: cookie `connect.sid`, `Path=/`,
     /// `HttpOnly`, `SameSite=Lax`, not `Secure`, a browser-session cookie (no
     /// `Expires`), `resave = false`, `save_uninitialized = false`,
@@ -382,7 +385,6 @@ impl SessionConfig {
             reject_cross_site: false,
             genid_per_request: false,
             cookie_fn: None,
-            store_default_ttl: DEFAULT_TTL,
             touch_after: None,
             error_status: StatusCode::SERVICE_UNAVAILABLE,
             max_session_size: Some(DEFAULT_MAX_SESSION_SIZE),
@@ -499,7 +501,6 @@ pub struct SessionConfigBuilder {
     reject_cross_site: bool,
     genid_per_request: bool,
     cookie_fn: Option<CookieFn>,
-    store_default_ttl: Duration,
     touch_after: Option<Duration>,
     error_status: StatusCode,
     max_session_size: Option<usize>,
@@ -819,15 +820,6 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// The store's TTL for sessions with a browser-session cookie (default one
-    /// day, [`DEFAULT_TTL`]). The middleware does not send it to the store
-    /// (configure the store with it); it only uses it to check that
-    /// `touch_after` is shorter.
-    pub fn store_default_ttl(mut self, ttl: Duration) -> Self {
-        self.store_default_ttl = ttl;
-        self
-    }
-
     /// Skip the store touch of an unmodified session when this process wrote
     /// or touched it less than `interval` ago (like connect-mongo's
     /// `touchAfter`). Default: touch on every request, as express-session does.
@@ -1071,13 +1063,12 @@ impl SessionConfigBuilder {
         if let Some(t) = self.touch_after {
             let lifetime = match self.expiry {
                 Expiry::MaxAge(d) => Some(d),
-                Expiry::Browser => Some(self.store_default_ttl),
+                // Checked against the store's own TTL by the layer.
+                Expiry::Browser => None,
                 Expiry::At(_) => None,
             };
             if lifetime.is_some_and(|l| t >= l) {
-                return Err(config_error(
-                    "touch_after must be shorter than max_age (or the store's default TTL)",
-                ));
+                return Err(config_error("touch_after must be shorter than max_age"));
             }
         }
         if let Some(policy) = &self.expiry_policy {
@@ -1124,7 +1115,6 @@ impl SessionConfigBuilder {
             genid: self
                 .genid
                 .unwrap_or_else(|| Arc::new(|_| SessionId::generate())),
-            store_default_ttl: self.store_default_ttl,
             touch_after: self.touch_after,
             error_status: self.error_status,
             max_session_size: self.max_session_size,

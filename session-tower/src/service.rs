@@ -204,8 +204,18 @@ impl SessionLayer {
 
     /// Like [`new`](Self::new), with a shared store (e.g. from a "store by URL" factory).
     pub fn from_arc(store: Arc<dyn Store>, config: SessionConfig) -> Self {
+        // The store owns its TTL: a `touch_after` at least as long would
+        // let browser-session records expire untouched, so it is not used.
+        let outlives = config.touch_after_outlives(store.default_ttl());
+        if outlives {
+            tracing::warn!(
+                store_ttl = ?store.default_ttl(),
+                touch_after = ?config.touch_after,
+                "touch_after is not shorter than the store's default TTL: every request touches its session"
+            );
+        }
         let throttle = Throttle {
-            enabled: config.touch_after.is_some(),
+            enabled: config.touch_after.is_some() && !outlives,
             ..Throttle::default()
         };
         SessionLayer {

@@ -996,6 +996,27 @@ async fn touch_after_skips_store_io_and_touch_forces_it() {
 }
 
 #[tokio::test]
+async fn touch_after_not_shorter_than_the_store_ttl_is_ignored() {
+    // A browser-session cookie's record lives the store's default TTL (one
+    // day here, `Store::default_ttl`): skipping touches for two days would
+    // let it expire untouched, so every request touches.
+    let store = Counting::new();
+    assert_eq!(store.default_ttl(), DAY);
+    let cfg = config()
+        .touch_after(Duration::from_secs(2 * 86_400))
+        .build()
+        .unwrap();
+    let base = app(&store, cfg).await;
+    let (cookie, _) = start(&base, &store).await;
+    for _ in 0..2 {
+        store.reset();
+        get_with_cookie(&format!("{base}/none"), &cookie).await;
+        let c = store.counts();
+        assert_eq!((c.loads, c.touches), (1, 1));
+    }
+}
+
+#[tokio::test]
 async fn remember_me_max_age_is_sent_stored_and_kept_by_touches() {
     let store = Counting::new();
     let base = app(

@@ -402,6 +402,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn default_ttl(&self) -> Duration {
+        self.inner.default_ttl
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL
     }

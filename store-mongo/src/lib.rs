@@ -956,6 +956,10 @@ impl Store for MongoStore {
         .await
     }
 
+    fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL
     }

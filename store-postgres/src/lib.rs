@@ -795,6 +795,10 @@ impl Store for Shared {
         .await
     }
 
+    fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL.with_principal_index(self.principal_index)
     }

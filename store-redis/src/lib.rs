@@ -1311,6 +1311,10 @@ impl Store for RedisStore {
         .await
     }
 
+    fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL
             .without_delete_expired()

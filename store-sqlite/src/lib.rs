@@ -534,6 +534,10 @@ WHERE "{t}".expires IS NOT NULL AND "{t}".expires <= ?5"#
         Ok(())
     }
 
+    fn default_ttl(&self) -> Duration {
+        self.inner.default_ttl
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL.with_principal_index(self.inner.principal_index)
     }
