@@ -6,8 +6,6 @@ mod config;
 mod cookie;
 mod error;
 mod events;
-#[cfg(feature = "jwt")]
-pub mod jwt;
 mod service;
 mod session;
 

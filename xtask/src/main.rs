@@ -460,8 +460,9 @@ fn browser(backends: &[Backend], servers: &mut Servers) -> Result<()> {
 }
 
 /// The published crates, packaged (and built from their packages) by `ci`.
-const PUBLISHED: [&str; 10] = [
+const PUBLISHED: [&str; 11] = [
     "sessionkit-core",
+    "sessionkit-jwt",
     "sessionkit-conformance",
     "sessionkit-tower",
     "sessionkit-stores",

@@ -1,4 +1,4 @@
-//! JWT mode (cargo feature `jwt`): short-lived signed tokens that carry a
+//! JWTs backed by a session store: short-lived signed tokens that carry a
 //! session id (`sid`) and custom claims, verified without a store round trip
 //! for the signature, with revocation checked against any
 //! [`Store`].
@@ -13,8 +13,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use sessionkit_tower::jwt::Jwt;
-//! use sessionkit_tower::SessionId;
+//! use sessionkit_core::SessionId;
+//! use sessionkit_jwt::Jwt;
 //! use std::sync::Arc;
 //!
 //! let jwt = Jwt::builder()
@@ -31,6 +31,8 @@
 //! # Ok(())
 //! # }
 //! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
