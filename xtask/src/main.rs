@@ -474,6 +474,38 @@ const PUBLISHED: [&str; 11] = [
     "sessionkit-mysql",
 ];
 
+/// Cargo unpacks the crates it verifies from a local registry under
+/// `$CARGO_HOME/registry/src/<registry hash>/` and never unpacks the same
+/// name and version again: a second packaging of changed sources in the
+/// same checkout would verify the old ones. Removes those copies of ours
+/// (never anything from crates.io's index).
+fn forget_unpacked_packages() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    for registry in std::fs::read_dir(src).into_iter().flatten().flatten() {
+        if registry.file_name().to_string_lossy().starts_with("index.") {
+            continue;
+        }
+        for krate in std::fs::read_dir(registry.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if krate
+                .file_name()
+                .to_string_lossy()
+                .starts_with("sessionkit-")
+            {
+                let _ = std::fs::remove_dir_all(krate.path());
+            }
+        }
+    }
+}
+
 fn ci() -> Result<()> {
     let start = Instant::now();
     machine::prepare()?;
@@ -530,6 +562,10 @@ fn ci() -> Result<()> {
             .args(["doc", "--workspace", "--all-features", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    // A package directory left by an earlier run holds crates of the same
+    // version with older contents, which the verification would build.
+    let _ = std::fs::remove_dir_all(target_dir().join("package"));
+    forget_unpacked_packages();
     run(
         "cargo package (every published crate, built from its package)",
         Command::new(cargo())
