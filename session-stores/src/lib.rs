@@ -356,7 +356,7 @@ impl StoreUrl {
 #[allow(dead_code)]
 fn feature_off(backend: &str, feature: &str) -> Error {
     config(format!(
-        "{backend} store URLs need session-stores' `{feature}` cargo feature, which is off in this build"
+        "{backend} store URLs need sessionkit-stores' `{feature}` cargo feature, which is off in this build"
     ))
 }
 

@@ -1229,7 +1229,7 @@ fn tls_request(url: &str) -> Result<Option<String>> {
         Ok(Some(asked))
     } else {
         Err(Error::Config(
-            format!("the URL asks for TLS ({asked}), but store-mysql was built without its `tls-rustls` cargo feature").into(),
+            format!("the URL asks for TLS ({asked}), but sessionkit-mysql was built without its `tls-rustls` cargo feature").into(),
         ))
     }
 }

@@ -1211,7 +1211,7 @@ fn tls_request(url: &str) -> Result<Option<String>> {
         Ok(Some(asked))
     } else {
         Err(Error::Config(
-            format!("the URL asks for TLS ({asked}), but store-postgres was built without its `tls-rustls` cargo feature").into(),
+            format!("the URL asks for TLS ({asked}), but sessionkit-postgres was built without its `tls-rustls` cargo feature").into(),
         ))
     }
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 /// Where the trusted CA certificates come from.
 #[derive(Clone, Debug)]
+// Kept (and refused at `check`) in a build without TLS.
+#[cfg_attr(not(feature = "tls-rustls"), allow(dead_code))]
 pub(crate) enum Ca {
     /// A PEM file, read at `connect`.
     File(PathBuf),
@@ -47,7 +49,7 @@ impl Tls {
         }
         if tls && !cfg!(feature = "tls-rustls") {
             return Err(Error::Config(
-                "rediss:// URLs need store-redis' `tls-rustls` cargo feature, which is off in this build"
+                "rediss:// URLs need sessionkit-redis' `tls-rustls` cargo feature, which is off in this build"
                     .into(),
             ));
         }
@@ -61,6 +63,7 @@ impl Tls {
 
     /// The CA certificates in PEM, read and checked (a clear error naming
     /// `tls_ca` for an unreadable file or one without a certificate).
+    #[cfg_attr(not(feature = "tls-rustls"), allow(dead_code))]
     pub(crate) fn root_pem(&self) -> Result<Option<Vec<u8>>> {
         let (pem, what) = match &self.ca {
             None => return Ok(None),

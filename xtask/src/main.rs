@@ -33,7 +33,10 @@ mod tls;
 
 use anyhow::{bail, Context, Result};
 use servers::Servers;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// A store backend: its name, crate and the server it needs.
@@ -275,16 +278,8 @@ fn conformance(backends: &[Backend], servers: &mut Servers) -> Result<Vec<Row>> 
         }
         let (mut passed, mut failed, mut skipped) = (0, 0, 0);
         for test in runs {
-            let mut cmd = Command::new(cargo());
-            cmd.args([
-                "test",
-                "-p",
-                &b.package(),
-                "--test",
-                test,
-                "--",
-                "--format=terse",
-            ]);
+            let mut cmd = test_command(&b.package(), test);
+            cmd.arg("--format=terse");
             servers.apply_env(&mut cmd);
             if let (Some(plain), "conformance") = (b.without_tls(), test) {
                 if let (Some((var, _, _)), Some((_, url, _))) =
@@ -377,6 +372,110 @@ fn check_rows(rows: &[Row], require: bool) -> Result<()> {
     Ok(())
 }
 
+/// Test binaries and executables built once by `ci` for the whole
+/// workspace. Running `cargo test -p PACKAGE` per step instead resolves
+/// features per package, which rebuilds tokio, sqlx and everything above
+/// them for each.
+#[derive(Default)]
+struct Prebuilt {
+    /// (package, test target) → (executable, package directory).
+    tests: HashMap<(String, String), (PathBuf, PathBuf)>,
+    /// package's binary name → executable (the plain profile).
+    bins: HashMap<String, PathBuf>,
+}
+
+static PREBUILT: OnceLock<Prebuilt> = OnceLock::new();
+
+/// Builds every test and binary of the workspace once (`cargo test
+/// --workspace --no-run`, the same features as the later test run) and
+/// remembers where they are.
+fn build_once() -> Result<()> {
+    eprintln!("xtask: == build every test binary once");
+    let start = Instant::now();
+    let out = Command::new(cargo())
+        .args([
+            "test",
+            "--workspace",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the workspace's tests failed ({})", out.status);
+    }
+    let mut prebuilt = Prebuilt::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(m) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(exe), Some(name), Some(id), Some(manifest)) = (
+            m["executable"].as_str(),
+            m["target"]["name"].as_str(),
+            m["package_id"].as_str(),
+            m["manifest_path"].as_str(),
+        ) else {
+            continue;
+        };
+        let dir = PathBuf::from(manifest)
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let package = package_name(id, &dir);
+        let kinds = m["target"]["kind"].to_string();
+        if m["profile"]["test"] == true && kinds.contains("\"test\"") {
+            prebuilt
+                .tests
+                .insert((package, name.to_owned()), (PathBuf::from(exe), dir));
+        } else if m["profile"]["test"] == false && kinds.contains("\"bin\"") {
+            prebuilt.bins.insert(name.to_owned(), PathBuf::from(exe));
+        }
+    }
+    eprintln!(
+        "xtask: built {} test binaries and {} executables in {:.1}s",
+        prebuilt.tests.len(),
+        prebuilt.bins.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let _ = PREBUILT.set(prebuilt);
+    Ok(())
+}
+
+/// A package's name from cargo's package id (`path+file:///…/dir#name@1.0`,
+/// or `…/name#1.0` when the directory is named after the package).
+fn package_name(id: &str, dir: &Path) -> String {
+    match id.rsplit_once('#') {
+        Some((_, frag)) if frag.contains('@') => frag.split('@').next().unwrap_or(frag).to_owned(),
+        _ => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// The command that runs test target `test` of `package`; the caller adds
+/// the harness's arguments. The prebuilt binary when `ci` built one (run
+/// in its package's directory, as cargo does), else `cargo test … --`.
+fn test_command(package: &str, test: &str) -> Command {
+    if let Some((exe, dir)) = PREBUILT
+        .get()
+        .and_then(|p| p.tests.get(&(package.to_owned(), test.to_owned())))
+    {
+        let mut cmd = Command::new(exe);
+        cmd.current_dir(dir);
+        return cmd;
+    }
+    let mut cmd = Command::new(cargo());
+    cmd.args(["test", "-p", package, "--test", test, "--"]);
+    cmd
+}
+
+/// The executable `name` when `ci` built it.
+fn prebuilt_bin(name: &str) -> Option<PathBuf> {
+    PREBUILT.get().and_then(|p| p.bins.get(name)).cloned()
+}
+
 /// Cargo's target directory: `$CARGO_TARGET_DIR` when set (CI moves it to
 /// RAM when the disk is short), else `target/` under the workspace root
 /// (the current directory). Everything xtask writes goes under it.
@@ -436,16 +535,8 @@ fn demo_store_url(b: Backend, servers: &mut Servers) -> Result<Option<String>> {
 /// Runs the demo's headless-Chromium test once per backend.
 fn browser(backends: &[Backend], servers: &mut Servers) -> Result<()> {
     for &b in backends {
-        let mut cmd = Command::new(cargo());
-        cmd.args([
-            "test",
-            "-p",
-            "session-demo",
-            "--test",
-            "browser",
-            "--",
-            "--ignored",
-        ]);
+        let mut cmd = test_command("session-demo", "browser");
+        cmd.arg("--ignored");
         servers.apply_env(&mut cmd);
         match demo_store_url(b, servers)? {
             Some(url) => cmd.env("SESSION_STORE_URL", url),
@@ -524,6 +615,7 @@ fn ci() -> Result<()> {
             "warnings",
         ]),
     )?;
+    build_once()?;
     let mut servers = Servers::default();
     let rows = conformance(&Backend::ALL, &mut servers)?;
     print_table(&rows);
@@ -554,7 +646,7 @@ fn ci() -> Result<()> {
     // step above skipped conformance cases by name).
     run(
         "the custom store example's conformance suite",
-        Command::new(cargo()).args(["test", "-p", "custom-store-example"]),
+        &mut test_command("custom-store-example", "conformance"),
     )?;
     run(
         "rustdoc (warnings denied)",
@@ -668,6 +760,19 @@ mod tests {
         let mut expected: Vec<String> = PUBLISHED.iter().map(|s| s.to_string()).collect();
         expected.sort();
         assert_eq!(published, expected);
+    }
+
+    #[test]
+    fn package_names_come_from_cargo_package_ids() {
+        let dir = Path::new("/w/store-redis");
+        assert_eq!(
+            package_name("path+file:///w/store-redis#sessionkit-redis@0.1.0", dir),
+            "sessionkit-redis"
+        );
+        assert_eq!(
+            package_name("path+file:///w/xtask#0.1.0", Path::new("/w/xtask")),
+            "xtask"
+        );
     }
 
     #[test]
