@@ -581,29 +581,7 @@ pub fn install_podman() -> Result<()> {
     if !(is_root() && which("apt-get").is_some()) {
         bail!("no container engine: set DOCKER_HOST, start Docker, or install Podman (apt-get install podman runc mmdebstrap)");
     }
-    eprintln!("xtask: installing podman, runc and mmdebstrap (apt-get)");
-    for args in [
-        &["update", "-qq"][..],
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "podman",
-            "runc",
-            "mmdebstrap",
-            "uidmap",
-        ][..],
-    ] {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()?;
-        if !status.success() {
-            bail!("apt-get {} failed ({status})", args.join(" "));
-        }
-    }
-    Ok(())
+    crate::machine::apt_install(&["podman", "runc", "mmdebstrap", "uidmap"])
 }
 
 /// Podman's configuration for this machine: runc (crun refuses some

@@ -28,10 +28,16 @@ fn server_available(var: &str, port: u16, binaries: &[&str]) -> bool {
         })
 }
 
-/// Installs Chromium and ChromeDriver with apt (Debian's packages).
-fn install_browser() -> Result<()> {
-    eprintln!("xtask: installing chromium and chromium-driver (apt-get)");
-    let apt = |args: &[&str]| -> Result<()> {
+/// Installs Debian packages with apt (`apt-get update`, then `install`
+/// without recommends), as root.
+pub fn apt_install(packages: &[&str]) -> Result<()> {
+    eprintln!("xtask: installing {} (apt-get)", packages.join(", "));
+    let install = [
+        &["install", "-y", "-qq", "--no-install-recommends"][..],
+        packages,
+    ]
+    .concat();
+    for args in [&["update", "-qq"][..], &install[..]] {
         let status = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -39,17 +45,8 @@ fn install_browser() -> Result<()> {
         if !status.success() {
             bail!("apt-get {} failed ({status})", args.join(" "));
         }
-        Ok(())
-    };
-    apt(&["update", "-qq"])?;
-    apt(&[
-        "install",
-        "-y",
-        "-qq",
-        "--no-install-recommends",
-        "chromium",
-        "chromium-driver",
-    ])
+    }
+    Ok(())
 }
 
 /// Checks the machine for `cargo xtask ci`, installing the browser when
@@ -85,7 +82,7 @@ pub fn prepare() -> Result<()> {
         || Path::new("/usr/bin/chromedriver").is_file() && Path::new("/usr/bin/chromium").is_file();
     if !browser {
         if is_root() && which("apt-get").is_some() {
-            install_browser()?;
+            apt_install(&["chromium", "chromium-driver"])?;
         } else {
             missing.push(
                 "Chromium and its WebDriver (as root: apt-get install chromium chromium-driver)"
